@@ -1,0 +1,8 @@
+"""The chat app's settings, each overridable from project settings as CHAT_<NAME>."""
+
+from django.conf import settings
+
+MESSAGE_MAX_LENGTH: int = getattr(settings, "CHAT_MESSAGE_MAX_LENGTH", 2000)
+HISTORY_LENGTH: int = getattr(settings, "CHAT_HISTORY_LENGTH", 50)
+# A client catching up after a reconnect gets at most this many messages per request.
+CATCH_UP_LIMIT: int = getattr(settings, "CHAT_CATCH_UP_LIMIT", 500)

@@ -1,0 +1,95 @@
+"""The chat stream, /chat/stream/: JSON commands in, JSON frames out (see README)."""
+
+from channels.auth import channel_session_user, channel_session_user_from_http
+from channels.sessions import enforce_ordering
+
+from project.websocket import ClientError, accept, catch_client_error, decode_json_frame, send_frame
+
+from . import conf, frames, selectors, services
+
+
+def _since(payload: dict):
+    since = payload.get("since")
+    if since is None:
+        return None
+    if isinstance(since, bool) or not isinstance(since, int) or since < 0:
+        raise ClientError("invalid-since", "since must be the id of the last message received.")
+    return since
+
+
+def _joined_room(message, payload: dict):
+    room = selectors.room_get_for_user(slug=payload.get("room"), user=message.user)
+    if room.slug not in message.channel_session.get("rooms", []):
+        raise ClientError("not-in-room", "Join the room first.")
+    return room
+
+
+def join(message, payload: dict) -> None:
+    room = selectors.room_get_for_user(slug=payload.get("room"), user=message.user)
+    since = _since(payload)
+    members = services.room_join(room=room, user=message.user, reply_channel=message.reply_channel.name)
+    rooms = message.channel_session.get("rooms", [])
+    if room.slug not in rooms:
+        message.channel_session["rooms"] = rooms + [room.slug]
+    if since is None:
+        missed = selectors.message_history(room=room)
+    else:
+        missed = selectors.message_list_since(room=room, since_id=since)
+    send_frame(message.reply_channel, frames.join_reply(room=room, members=members, messages=missed))
+
+
+def leave(message, payload: dict) -> None:
+    room = _joined_room(message, payload)
+    services.room_leave(room=room, reply_channel=message.reply_channel.name)
+    message.channel_session["rooms"] = [slug for slug in message.channel_session["rooms"] if slug != room.slug]
+    send_frame(message.reply_channel, frames.leave_reply(room=room))
+
+
+def send(message, payload: dict) -> None:
+    room = _joined_room(message, payload)
+    services.message_send(room=room, user=message.user, text=payload.get("message"))
+
+
+def history(message, payload: dict) -> None:
+    room = _joined_room(message, payload)
+    since = _since(payload) or 0
+    missed = selectors.message_list_since(room=room, since_id=since, limit=conf.CATCH_UP_LIMIT)
+    send_frame(message.reply_channel, frames.history_reply(room=room, messages=missed))
+
+
+COMMANDS = {"join": join, "leave": leave, "send": send, "history": history}
+
+
+# Strict ordering: several workers take frames of one socket, and a "send" must not
+# overtake the "join" before it. Connect is ordered too, or every frame would wait on it.
+@enforce_ordering
+@channel_session_user_from_http
+@catch_client_error
+def chat_connect(message) -> None:
+    accept(message.reply_channel)
+    message.channel_session["rooms"] = []
+    if not message.user.is_authenticated:
+        raise ClientError("login-required", "Log in to chat.")
+    services.lobby_add(reply_channel=message.reply_channel.name)
+
+
+@enforce_ordering
+@channel_session_user
+@catch_client_error
+def chat_receive(message) -> None:
+    payload = decode_json_frame(message)
+    if not message.user.is_authenticated:
+        raise ClientError("login-required", "Log in to chat.")
+    command = payload.get("command")
+    handler = COMMANDS.get(command) if isinstance(command, str) else None
+    if handler is None:
+        raise ClientError("unknown-command", f"command must be one of: {', '.join(sorted(COMMANDS))}.")
+    handler(message, payload)
+
+
+@enforce_ordering
+@channel_session_user
+def chat_disconnect(message) -> None:
+    services.lobby_discard(reply_channel=message.reply_channel.name)
+    services.socket_leave_all(reply_channel=message.reply_channel.name)
+    message.channel_session["rooms"] = []

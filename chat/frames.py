@@ -1,0 +1,46 @@
+"""Every frame the chat stream sends, built in one place (the README documents them)."""
+
+from typing import Iterable
+
+from .models import Message, Room
+
+JOINED = "joined"
+LEFT = "left"
+MESSAGE = "message"
+PRESENCE = "presence"
+
+
+def message_payload(message: Message) -> dict:
+    return {
+        "type": MESSAGE,
+        "room": message.room.slug,
+        "id": message.id,
+        "username": message.user.get_username(),
+        "message": message.text,
+        "created": message.created.isoformat(),
+    }
+
+
+def presence_notice(*, kind: str, room: Room, username: str, members: int) -> dict:
+    return {"type": kind, "room": room.slug, "username": username, "members": members}
+
+
+def join_reply(*, room: Room, members: int, messages: Iterable[Message]) -> dict:
+    return {
+        "join": room.slug,
+        "title": room.title,
+        "members": members,
+        "messages": [message_payload(message) for message in messages],
+    }
+
+
+def leave_reply(*, room: Room) -> dict:
+    return {"leave": room.slug}
+
+
+def history_reply(*, room: Room, messages: Iterable[Message]) -> dict:
+    return {"history": room.slug, "messages": [message_payload(message) for message in messages]}
+
+
+def presence_count(*, room: Room, members: int) -> dict:
+    return {"type": PRESENCE, "room": room.slug, "members": members}

@@ -1,0 +1,55 @@
+from typing import List
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
+
+from project.websocket import ClientError
+
+from . import conf
+from .models import Message, Presence, Room
+
+User = AbstractBaseUser
+
+
+def rooms_visible_to(*, user: User) -> QuerySet:
+    rooms = Room.objects.all()
+    if not getattr(user, "is_staff", False):
+        rooms = rooms.filter(staff_only=False)
+    return rooms
+
+
+def room_get_for_user(*, slug: object, user: User) -> Room:
+    """The room a user may enter, or a ClientError saying why not."""
+    if isinstance(user, AnonymousUser) or not user.is_authenticated:
+        raise ClientError("login-required", "Log in to chat.")
+    if not isinstance(slug, str) or not slug:
+        raise ClientError("invalid-room", "room must be the slug of a room.")
+    room = Room.objects.filter(slug=slug).first()
+    if room is None:
+        raise ClientError("room-not-found", "There is no such room.")
+    if room.staff_only and not user.is_staff:
+        raise ClientError("room-forbidden", "This room is for staff only.")
+    return room
+
+
+def room_member_count(*, room: Room) -> int:
+    """People, not sockets: a user with two tabs open counts once."""
+    return Presence.objects.filter(room=room).values("user").distinct().count()
+
+
+def room_member_counts(*, rooms: List[Room]) -> dict:
+    return {room.slug: room_member_count(room=room) for room in rooms}
+
+
+def message_history(*, room: Room, limit: int = conf.HISTORY_LENGTH) -> List[Message]:
+    """The newest messages, oldest first."""
+    newest = room.messages.select_related("user", "room").order_by("-id")[:limit]
+    return list(reversed(newest))
+
+
+def message_list_since(*, room: Room, since_id: int, limit: int = conf.CATCH_UP_LIMIT) -> List[Message]:
+    return list(room.messages.select_related("user", "room").filter(id__gt=since_id).order_by("id")[:limit])
+
+
+def presence_rooms_for_channel(*, reply_channel: str) -> List[Room]:
+    return [presence.room for presence in Presence.objects.filter(reply_channel=reply_channel).select_related("room")]

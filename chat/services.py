@@ -1,0 +1,87 @@
+"""Writes to the chat. Broadcasts go out after the transaction commits."""
+
+from typing import List
+
+from channels import Group
+from django.db import transaction
+
+from project.websocket import ClientError, frame_text
+
+from . import conf, frames, selectors
+from .models import LOBBY_GROUP, Message, Presence, Room
+from .selectors import User
+
+
+def _broadcast_on_commit(room: Room, payload: dict) -> None:
+    group, text = Group(room.group_name), frame_text(payload)
+    transaction.on_commit(lambda: group.send({"text": text}, immediately=True))
+
+
+def _announce_presence(room: Room, notice: dict) -> None:
+    _broadcast_on_commit(room, notice)
+    # Staff-only rooms are not listed to everyone, so neither are their counts.
+    if not room.staff_only:
+        text = frame_text(frames.presence_count(room=room, members=notice["members"]))
+        transaction.on_commit(lambda: Group(LOBBY_GROUP).send({"text": text}, immediately=True))
+
+
+def lobby_add(*, reply_channel: str) -> None:
+    Group(LOBBY_GROUP).add(reply_channel)
+
+
+def lobby_discard(*, reply_channel: str) -> None:
+    Group(LOBBY_GROUP).discard(reply_channel)
+
+
+def _clean_text(text: object) -> str:
+    if not isinstance(text, str):
+        raise ClientError("invalid-message", "message must be a string.")
+    text = text.strip()
+    if not text:
+        raise ClientError("message-empty", "The message is empty.")
+    if len(text) > conf.MESSAGE_MAX_LENGTH:
+        raise ClientError("message-too-long", f"Messages are at most {conf.MESSAGE_MAX_LENGTH} characters.")
+    return text
+
+
+@transaction.atomic
+def room_join(*, room: Room, user: User, reply_channel: str) -> int:
+    """Puts the socket in the room; returns how many people are in it now."""
+    _, created = Presence.objects.get_or_create(room=room, reply_channel=reply_channel, defaults={"user": user})
+    Group(room.group_name).add(reply_channel)
+    members = selectors.room_member_count(room=room)
+    if created:
+        notice = frames.presence_notice(kind=frames.JOINED, room=room, username=user.get_username(), members=members)
+        _announce_presence(room, notice)
+    return members
+
+
+@transaction.atomic
+def room_leave(*, room: Room, reply_channel: str) -> None:
+    presence = Presence.objects.filter(room=room, reply_channel=reply_channel).select_related("user").first()
+    Group(room.group_name).discard(reply_channel)
+    if presence is None:
+        return
+    presence.delete()
+    members = selectors.room_member_count(room=room)
+    username = presence.user.get_username()
+    _announce_presence(room, frames.presence_notice(kind=frames.LEFT, room=room, username=username, members=members))
+
+
+def socket_leave_all(*, reply_channel: str) -> List[Room]:
+    """On disconnect: leaves every room the socket was in, as the database records it."""
+    rooms = selectors.presence_rooms_for_channel(reply_channel=reply_channel)
+    for room in rooms:
+        room_leave(room=room, reply_channel=reply_channel)
+    return rooms
+
+
+@transaction.atomic
+def message_send(*, room: Room, user: User, text: object) -> Message:
+    message = Message.objects.create(room=room, user=user, text=_clean_text(text))
+    _broadcast_on_commit(room, frames.message_payload(message))
+    return message
+
+
+def room_create(*, title: str, slug: str, staff_only: bool = False) -> Room:
+    return Room.objects.create(title=title, slug=slug, staff_only=staff_only)

@@ -1,0 +1,106 @@
+// The chat page: join rooms, send messages, see who is here. Everything a user typed is
+// put on the page with textContent, never as HTML. After a reconnect the page joins its
+// rooms again and asks for the messages after the last one it has.
+(function () {
+  "use strict";
+  var roomsList = document.getElementById("rooms");
+  var status = document.getElementById("status");
+  var errors = document.getElementById("errors");
+  var joined = {};  // slug -> id of the newest message shown
+
+  function roomElement(slug) {
+    return roomsList.querySelector('.room[data-room="' + CSS.escape(slug) + '"]');
+  }
+
+  function appendLine(slug, text, className, id) {
+    var room = roomElement(slug);
+    if (!room) { return; }
+    var log = room.querySelector(".log");
+    if (id && log.querySelector('[data-id="' + id + '"]')) { return; }
+    var line = document.createElement("li");
+    if (className) { line.className = className; }
+    if (id) { line.dataset.id = id; }
+    line.textContent = text;
+    log.appendChild(line);
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function showMessage(frame) {
+    appendLine(frame.room, frame.username + ": " + frame.message, "message", frame.id);
+    if (frame.room in joined) { joined[frame.room] = Math.max(joined[frame.room], frame.id); }
+  }
+
+  function setMembers(slug, members) {
+    var room = roomElement(slug);
+    if (room) { room.querySelector(".count").textContent = members; }
+  }
+
+  function setJoined(slug, isJoined) {
+    var room = roomElement(slug);
+    if (!room) { return; }
+    room.querySelector(".join").hidden = isJoined;
+    room.querySelector(".leave").hidden = !isJoined;
+    room.querySelector(".conversation").hidden = !isJoined;
+  }
+
+  var bridge = new channels.WebSocketBridge();
+  bridge.connect(roomsList.dataset.stream);
+
+  bridge.listen(function (frame) {
+    if (frame.error) {
+      errors.textContent = frame.message || frame.error;
+      return;
+    }
+    errors.textContent = "";
+    if (frame.join) {
+      if (!(frame.join in joined)) { joined[frame.join] = 0; }
+      setJoined(frame.join, true);
+      setMembers(frame.join, frame.members);
+      frame.messages.forEach(showMessage);
+    } else if (frame.leave) {
+      delete joined[frame.leave];
+      setJoined(frame.leave, false);
+    } else if (frame.history) {
+      frame.messages.forEach(showMessage);
+    } else if (frame.type === "message") {
+      showMessage(frame);
+    } else if (frame.type === "joined" || frame.type === "left") {
+      appendLine(frame.room, frame.username + " " + frame.type, "notice");
+      setMembers(frame.room, frame.members);
+    } else if (frame.type === "presence") {
+      setMembers(frame.room, frame.members);
+    }
+  });
+
+  bridge.socket.addEventListener("open", function () {
+    status.textContent = "live";
+    status.dataset.state = "open";
+    // A new connection has no rooms yet: join again, asking only for what was missed.
+    Object.keys(joined).forEach(function (slug) {
+      bridge.send({ command: "join", room: slug, since: joined[slug] });
+    });
+  });
+  bridge.socket.addEventListener("close", function () {
+    status.textContent = "reconnecting…";
+    status.dataset.state = "closed";
+  });
+
+  roomsList.addEventListener("click", function (event) {
+    var room = event.target.closest(".room");
+    if (!room) { return; }
+    if (event.target.classList.contains("join")) {
+      bridge.send({ command: "join", room: room.dataset.room });
+    } else if (event.target.classList.contains("leave")) {
+      bridge.send({ command: "leave", room: room.dataset.room });
+    }
+  });
+
+  roomsList.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var room = event.target.closest(".room");
+    var input = event.target.querySelector("input[name=message]");
+    if (!input.value.trim()) { return; }
+    bridge.send({ command: "send", room: room.dataset.room, message: input.value });
+    input.value = "";
+  });
+})();
