@@ -1,7 +1,6 @@
 from django.conf import settings
 from django.db import models
 
-
 # Every logged-in chat socket listens here for the member counts of the open rooms.
 LOBBY_GROUP = "chat.lobby"
 
