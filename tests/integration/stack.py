@@ -90,6 +90,8 @@ class Stack:
             DATABASE_URL=self.database.url,
             REDIS_URL=self.redis.url,
             VAR_DIR=str(self.workdir),
+            # DEBUG is off, so WhiteNoise serves only what collectstatic put here.
+            DJANGO_STATIC_ROOT=str(self.workdir / "static"),
             PYTHONUNBUFFERED="1",
         )
         env.pop("PORT", None)
@@ -120,6 +122,8 @@ class Stack:
         self.redis.start()
         self.database.create()
         self.manage("migrate", "--noinput", "-v", "0")
+        # Before gunicorn starts: WhiteNoise indexes STATIC_ROOT once, at startup.
+        self.manage("collectstatic", "--noinput", "-v", "0")
         for _ in range(self.daphne_count):
             self.add_daphne()
         for _ in range(self.worker_count):
