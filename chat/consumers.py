@@ -81,7 +81,9 @@ def chat_receive(message) -> None:
     if not message.user.is_authenticated:
         raise ClientError("login-required", "Log in to chat.")
     command = payload.get("command")
-    handler = COMMANDS.get(command) if isinstance(command, str) else None
+    if not isinstance(command, str):
+        raise ClientError("invalid-command", "command must be a string.")
+    handler = COMMANDS.get(command)
     if handler is None:
         raise ClientError("unknown-command", f"command must be one of: {', '.join(sorted(COMMANDS))}.")
     handler(message, payload)

@@ -48,7 +48,7 @@ def decode_json_frame(message) -> dict:
     """The JSON object a client sent, or a ClientError that says what was wrong with it."""
     text = message.content.get("text")
     if text is None:
-        raise ClientError("invalid-frame", "Frames must be JSON text, not binary.")
+        raise ClientError("binary-frame", "Frames must be JSON text, not binary.")
     try:
         payload = json.loads(text)
     except ValueError:
