@@ -4,6 +4,7 @@ from typing import List
 
 from channels import Group
 from django.db import transaction
+from django.db.models import F
 
 from project.websocket import ClientError, frame_text
 
@@ -44,9 +45,22 @@ def _clean_text(text: object) -> str:
     return text
 
 
+def _lock_room(room: Room) -> None:
+    """Membership changes of one room run one at a time across workers, so that the count a
+    notice carries is the count right after its own change, not a guess made beside another.
+
+    An UPDATE rather than select_for_update because SQLite ignores the latter: as the first
+    statement of the transaction it takes SQLite's write lock before any read, where a read
+    first lets two workers deadlock upgrading their locks and one fail at once with
+    "database is locked", its busy timeout unused. On PostgreSQL it locks the room's row.
+    """
+    Room.objects.filter(pk=room.pk).update(slug=F("slug"))
+
+
 @transaction.atomic
 def room_join(*, room: Room, user: User, reply_channel: str) -> int:
     """Puts the socket in the room; returns how many people are in it now."""
+    _lock_room(room)
     _, created = Presence.objects.get_or_create(room=room, reply_channel=reply_channel, defaults={"user": user})
     Group(room.group_name).add(reply_channel)
     members = selectors.room_member_count(room=room)
@@ -58,6 +72,7 @@ def room_join(*, room: Room, user: User, reply_channel: str) -> int:
 
 @transaction.atomic
 def room_leave(*, room: Room, reply_channel: str) -> None:
+    _lock_room(room)
     presence = Presence.objects.filter(room=room, reply_channel=reply_channel).select_related("user").first()
     Group(room.group_name).discard(reply_channel)
     if presence is None:
