@@ -37,6 +37,11 @@ def room_member_count(*, room: Room) -> int:
     return Presence.objects.filter(room=room).values("user").distinct().count()
 
 
+def room_socket_count(*, room: Room, user: User) -> int:
+    """How many of one user's sockets are in the room."""
+    return Presence.objects.filter(room=room, user=user).count()
+
+
 def room_member_counts(*, rooms: List[Room]) -> dict:
     return {room.slug: room_member_count(room=room) for room in rooms}
 

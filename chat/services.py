@@ -64,7 +64,8 @@ def room_join(*, room: Room, user: User, reply_channel: str) -> int:
     _, created = Presence.objects.get_or_create(room=room, reply_channel=reply_channel, defaults={"user": user})
     Group(room.group_name).add(reply_channel)
     members = selectors.room_member_count(room=room)
-    if created:
+    # Counts are of people: another tab of someone already here changes nothing to announce.
+    if created and selectors.room_socket_count(room=room, user=user) == 1:
         notice = frames.presence_notice(kind=frames.JOINED, room=room, username=user.get_username(), members=members)
         _announce_presence(room, notice)
     return members
@@ -78,6 +79,9 @@ def room_leave(*, room: Room, reply_channel: str) -> None:
     if presence is None:
         return
     presence.delete()
+    # Closing one of two tabs is no departure: the person is still in the room.
+    if selectors.room_socket_count(room=room, user=presence.user):
+        return
     members = selectors.room_member_count(room=room)
     username = presence.user.get_username()
     _announce_presence(room, frames.presence_notice(kind=frames.LEFT, room=room, username=username, members=members))
