@@ -1,0 +1,221 @@
+"""chat.services: presence per socket, notices per person, messages broadcast after commit."""
+
+from channels.test import TransactionChannelTestCase
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.test import override_settings
+
+from chat import conf, services
+from chat.models import LOBBY_GROUP, Message, Presence, Room
+from project.websocket import ClientError
+from tests.support.channel_tests import IN_MEMORY_LAYERS, StreamClient
+
+
+class Rollback(Exception):
+    pass
+
+
+def listener(*groups: str) -> StreamClient:
+    """A reply channel in the given groups, to see what the groups were sent."""
+    client = StreamClient("/chat/stream/")
+    for group in groups:
+        client.join_group(group)
+    return client
+
+
+# Transaction test case: broadcasts wait for a real commit, which TestCase never makes.
+@override_settings(CHANNEL_LAYERS=IN_MEMORY_LAYERS)
+class ChatServicesTests(TransactionChannelTestCase):
+    def setUp(self):
+        self.alice = User.objects.create_user("alice", password="x")
+        self.bob = User.objects.create_user("bob", password="x")
+        self.general = services.room_create(title="General", slug="general")
+        self.staff = services.room_create(title="Staff", slug="staff", staff_only=True)
+        self.room_watcher = listener(self.general.group_name)
+        self.lobby = listener(LOBBY_GROUP)
+
+    # -- joining and leaving ------------------------------------------------------------
+
+    def test_room_join_records_the_socket_and_announces_the_person(self):
+        members = services.room_join(room=self.general, user=self.alice, reply_channel="sock.a")
+
+        self.assertEqual(members, 1)
+        self.assertEqual(
+            list(Presence.objects.values_list("room__slug", "user__username", "reply_channel")),
+            [("general", "alice", "sock.a")],
+        )
+        self.assertEqual(
+            self.room_watcher.frame(), {"type": "joined", "room": "general", "username": "alice", "members": 1}
+        )
+        self.assertEqual(self.lobby.frame(), {"type": "presence", "room": "general", "members": 1})
+
+    def test_room_join_puts_the_socket_in_the_room_group(self):
+        socket = StreamClient("/chat/stream/")
+        services.room_join(room=self.general, user=self.alice, reply_channel=socket.reply_channel)
+
+        services.message_send(room=self.general, user=self.bob, text="hi alice")
+
+        frames = socket.frames()
+        self.assertEqual([f["type"] for f in frames], ["joined", "message"])
+        self.assertEqual(frames[1]["message"], "hi alice")
+
+    def test_joining_twice_on_one_socket_changes_and_announces_nothing(self):
+        services.room_join(room=self.general, user=self.alice, reply_channel="sock.a")
+        self.room_watcher.frames(), self.lobby.frames()
+
+        self.assertEqual(services.room_join(room=self.general, user=self.alice, reply_channel="sock.a"), 1)
+
+        self.assertEqual(Presence.objects.count(), 1)
+        self.assertEqual(self.room_watcher.frames(), [])
+        self.assertEqual(self.lobby.frames(), [])
+
+    def test_a_second_socket_of_the_same_person_counts_once_and_is_not_news(self):
+        services.room_join(room=self.general, user=self.alice, reply_channel="sock.a")
+        self.room_watcher.frames(), self.lobby.frames()
+
+        self.assertEqual(services.room_join(room=self.general, user=self.alice, reply_channel="sock.b"), 1)
+        self.assertEqual(Presence.objects.filter(user=self.alice).count(), 2)
+        self.assertEqual(self.room_watcher.frames(), [])
+        self.assertEqual(self.lobby.frames(), [])
+
+        # Closing one of the two leaves alice in the room, so nobody hears she left.
+        services.room_leave(room=self.general, reply_channel="sock.a")
+        self.assertEqual(self.room_watcher.frames(), [])
+        self.assertEqual(self.lobby.frames(), [])
+
+        services.room_leave(room=self.general, reply_channel="sock.b")
+        self.assertEqual(
+            self.room_watcher.frame(), {"type": "left", "room": "general", "username": "alice", "members": 0}
+        )
+        self.assertEqual(self.lobby.frame(), {"type": "presence", "room": "general", "members": 0})
+        self.assertFalse(Presence.objects.exists())
+
+    def test_notices_carry_the_count_of_people_after_each_change(self):
+        services.room_join(room=self.general, user=self.alice, reply_channel="sock.a")
+        services.room_join(room=self.general, user=self.bob, reply_channel="sock.b")
+        services.room_leave(room=self.general, reply_channel="sock.a")
+
+        self.assertEqual(
+            [(f["type"], f["username"], f["members"]) for f in self.room_watcher.frames()],
+            [("joined", "alice", 1), ("joined", "bob", 2), ("left", "alice", 1)],
+        )
+        self.assertEqual([f["members"] for f in self.lobby.frames()], [1, 2, 1])
+
+    def test_room_leave_removes_the_socket_from_the_group(self):
+        socket = StreamClient("/chat/stream/")
+        services.room_join(room=self.general, user=self.alice, reply_channel=socket.reply_channel)
+        services.room_leave(room=self.general, reply_channel=socket.reply_channel)
+        socket.frames()
+
+        services.message_send(room=self.general, user=self.bob, text="anyone?")
+
+        self.assertEqual(socket.frames(), [])
+        self.assertFalse(Presence.objects.exists())
+
+    def test_leaving_a_room_the_socket_is_not_in_announces_nothing(self):
+        services.room_leave(room=self.general, reply_channel="sock.nobody")
+
+        self.assertEqual(self.room_watcher.frames(), [])
+        self.assertEqual(self.lobby.frames(), [])
+
+    def test_staff_room_counts_are_not_sent_to_the_lobby(self):
+        boss = User.objects.create_user("boss", password="x", is_staff=True)
+        staff_watcher = listener(self.staff.group_name)
+
+        services.room_join(room=self.staff, user=boss, reply_channel="sock.boss")
+
+        self.assertEqual(staff_watcher.frame()["type"], "joined")
+        self.assertEqual(self.lobby.frames(), [])
+
+    def test_a_rolled_back_join_announces_nothing(self):
+        with self.assertRaises(Rollback):
+            with transaction.atomic():
+                services.room_join(room=self.general, user=self.alice, reply_channel="sock.a")
+                raise Rollback()
+
+        self.assertFalse(Presence.objects.exists())
+        self.assertEqual(self.room_watcher.frames(), [])
+        self.assertEqual(self.lobby.frames(), [])
+
+    def test_socket_leave_all_leaves_every_room_of_that_socket_only(self):
+        boss = User.objects.create_user("boss", password="x", is_staff=True)
+        services.room_join(room=self.general, user=boss, reply_channel="sock.boss")
+        services.room_join(room=self.staff, user=boss, reply_channel="sock.boss")
+        services.room_join(room=self.general, user=self.alice, reply_channel="sock.a")
+        self.room_watcher.frames()
+
+        rooms = services.socket_leave_all(reply_channel="sock.boss")
+
+        self.assertEqual(sorted(room.slug for room in rooms), ["general", "staff"])
+        self.assertEqual(list(Presence.objects.values_list("reply_channel", flat=True)), ["sock.a"])
+        self.assertEqual(
+            self.room_watcher.frame(), {"type": "left", "room": "general", "username": "boss", "members": 1}
+        )
+
+    def test_lobby_add_and_discard(self):
+        socket = StreamClient("/chat/stream/")
+        services.lobby_add(reply_channel=socket.reply_channel)
+        services.room_join(room=self.general, user=self.alice, reply_channel="sock.a")
+        self.assertEqual(socket.frame(), {"type": "presence", "room": "general", "members": 1})
+
+        services.lobby_discard(reply_channel=socket.reply_channel)
+        services.room_leave(room=self.general, reply_channel="sock.a")
+        self.assertEqual(socket.frames(), [])
+
+    # -- messages -------------------------------------------------------------------------
+
+    def test_message_send_saves_and_broadcasts_the_message(self):
+        message = services.message_send(room=self.general, user=self.alice, text="  hello  ")
+
+        self.assertEqual(Message.objects.get().text, "hello")
+        self.assertEqual(
+            self.room_watcher.frame(),
+            {
+                "type": "message",
+                "room": "general",
+                "id": message.id,
+                "username": "alice",
+                "message": "hello",
+                "created": message.created.isoformat(),
+            },
+        )
+
+    def test_a_rolled_back_message_send_broadcasts_nothing(self):
+        with self.assertRaises(Rollback):
+            with transaction.atomic():
+                services.message_send(room=self.general, user=self.alice, text="never sent")
+                self.assertEqual(self.room_watcher.frames(), [])
+                raise Rollback()
+
+        self.assertFalse(Message.objects.exists())
+        self.assertEqual(self.room_watcher.frames(), [])
+
+    def test_message_send_refuses_bad_text_with_a_code_and_saves_nothing(self):
+        cases = [
+            ("", "message-empty"),
+            ("  \n\t ", "message-empty"),
+            ("x" * (conf.MESSAGE_MAX_LENGTH + 1), "message-too-long"),
+            (None, "invalid-message"),
+            (42, "invalid-message"),
+        ]
+        for text, code in cases:
+            with self.subTest(code=code, text=str(text)[:10]):
+                with self.assertRaises(ClientError) as raised:
+                    services.message_send(room=self.general, user=self.alice, text=text)
+                self.assertEqual(raised.exception.code, code)
+        self.assertFalse(Message.objects.exists())
+        self.assertEqual(self.room_watcher.frames(), [])
+
+    def test_a_message_of_exactly_the_maximum_length_is_accepted(self):
+        text = "y" * conf.MESSAGE_MAX_LENGTH
+
+        services.message_send(room=self.general, user=self.alice, text=text)
+
+        self.assertEqual(Message.objects.get().text, text)
+        self.assertEqual(self.room_watcher.frame()["message"], text)
+
+    def test_room_create(self):
+        room = services.room_create(title="Random", slug="random")
+        self.assertEqual(Room.objects.get(slug="random"), room)
+        self.assertFalse(room.staff_only)
+        self.assertEqual(room.group_name, "chat.random")

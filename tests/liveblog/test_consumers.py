@@ -1,0 +1,98 @@
+"""liveblog.consumers through the project routing: subscribe, catch up, refuse what is wrong."""
+
+from channels.test import TransactionChannelTestCase
+from django.test import override_settings
+
+from liveblog import services
+from tests.support.channel_tests import IN_MEMORY_LAYERS, StreamClient
+
+
+@override_settings(CHANNEL_LAYERS=IN_MEMORY_LAYERS)
+class LiveblogStreamTests(TransactionChannelTestCase):
+    def setUp(self):
+        self.liveblog = services.liveblog_create(title="Launch", slug="launch")
+
+    def open_stream(self, query: str = "") -> StreamClient:
+        page = StreamClient(f"/liveblog/launch/stream/{query}")
+        page.connect()  # fails unless the consumer accepted
+        return page
+
+    def test_an_open_stream_gets_new_edited_and_deleted_posts(self):
+        page = self.open_stream()
+        self.assertEqual(page.frames(), [])
+
+        post = services.post_create(liveblog=self.liveblog, body="Doors open")
+        services.post_update(post=post, body="Doors are open")
+        post_id = post.id
+        services.post_delete(post=post)
+
+        frames = page.frames()
+        self.assertEqual([f["type"] for f in frames], ["post.created", "post.updated", "post.deleted"])
+        self.assertEqual([f["post"]["id"] for f in frames], [post_id] * 3)
+        self.assertEqual(frames[1]["post"]["body"], "Doors are open")
+
+    def test_since_replays_only_the_newer_posts_oldest_first(self):
+        first = services.post_create(liveblog=self.liveblog, body="before")
+        missed = [services.post_create(liveblog=self.liveblog, body=f"missed {n}") for n in range(3)]
+
+        page = self.open_stream(f"?since={first.id}")
+
+        frames = page.frames()
+        self.assertEqual([f["type"] for f in frames], ["post.created"] * 3)
+        self.assertEqual([f["post"]["id"] for f in frames], [post.id for post in missed])
+        self.assertEqual([f["post"]["body"] for f in frames], ["missed 0", "missed 1", "missed 2"])
+
+    def test_since_zero_or_no_since_replays_every_post(self):
+        posts = [services.post_create(liveblog=self.liveblog, body=f"post {n}") for n in range(2)]
+
+        self.assertEqual([f["post"]["id"] for f in self.open_stream("?since=0").frames()], [p.id for p in posts])
+        self.assertEqual([f["post"]["id"] for f in self.open_stream().frames()], [p.id for p in posts])
+
+    def test_a_stream_that_caught_up_still_gets_new_posts(self):
+        old = services.post_create(liveblog=self.liveblog, body="old")
+        page = self.open_stream(f"?since={old.id}")
+        self.assertEqual(page.frames(), [])
+
+        new = services.post_create(liveblog=self.liveblog, body="new")
+
+        self.assertEqual(page.frame()["post"]["id"], new.id)
+
+    def test_an_invalid_since_is_an_error_but_the_stream_stays_subscribed(self):
+        services.post_create(liveblog=self.liveblog, body="old")
+        for bad in ["abc", "-1", "1.5"]:
+            with self.subTest(since=bad):
+                page = self.open_stream(f"?since={bad}")
+                frame = page.frame()
+                self.assertEqual(frame["error"], "invalid-since")
+
+                post = services.post_create(liveblog=self.liveblog, body="new")
+                self.assertEqual(page.frame()["post"]["id"], post.id)
+                page.disconnect()
+
+    def test_an_unknown_liveblog_gets_an_error_frame_that_closes_with_4404(self):
+        page = StreamClient("/liveblog/no-such-blog/stream/")
+        page.connect()
+
+        content = page.next_content()
+        self.assertEqual(content["close"], 4404)
+        self.assertIn('"error":"liveblog-not-found"', content["text"])
+        self.assertIsNone(page.next_content())
+
+    def test_frames_from_the_page_are_refused_as_read_only(self):
+        page = self.open_stream()
+
+        page.send_json({"command": "anything"})
+
+        self.assertEqual(page.frame()["error"], "read-only")
+        post = services.post_create(liveblog=self.liveblog, body="still here")
+        self.assertEqual(page.frame()["post"]["id"], post.id)
+
+    def test_a_closed_stream_gets_nothing_more(self):
+        page = self.open_stream()
+        watching = self.open_stream()
+
+        page.disconnect()
+        services.post_create(liveblog=self.liveblog, body="after close")
+
+        self.assertIsNone(page.next_content())
+        self.assertEqual(watching.frame()["type"], "post.created")

@@ -1,0 +1,60 @@
+"""Consumer unit tests without processes: channels' in-memory layer and a WSClient bound to one stream."""
+
+import json
+from typing import List, Optional
+
+from channels.test import WSClient
+
+# Settings for the unit tests: ChannelTestCase swaps the layer for an in-memory one in
+# any case; this keeps a test from ever building the Redis layer the settings name.
+IN_MEMORY_LAYERS = {
+    "default": {
+        "BACKEND": "asgiref.inmemory.ChannelLayer",
+        "ROUTING": "project.routing.channel_routing",
+    },
+}
+
+
+class StreamClient(WSClient):
+    """One WebSocket on one path: each frame goes through the project routing to its consumer, as
+    daphne and a worker would do, numbered with "order" as daphne numbers them."""
+
+    def __init__(self, path: str, **kwargs):
+        super().__init__(ordered=True, **kwargs)
+        self.path = path
+
+    def connect(self) -> None:
+        self.send_and_consume("websocket.connect", path=self.path)
+
+    def send_json(self, payload) -> None:
+        self.send_text(json.dumps(payload))
+
+    def send_text(self, text: str) -> None:
+        self.send_and_consume("websocket.receive", {"text": text}, path=self.path)
+
+    def send_bytes(self, data: bytes) -> None:
+        self.send_and_consume("websocket.receive", {"bytes": data}, path=self.path)
+
+    def disconnect(self, code: int = 1000) -> None:
+        self.send_and_consume("websocket.disconnect", {"code": code}, path=self.path)
+
+    def next_content(self) -> Optional[dict]:
+        """The next message daphne would get for this socket, undecoded (text, close...)."""
+        message = self.get_next_message(self.reply_channel)
+        return message.content if message else None
+
+    def frames(self) -> List[dict]:
+        """Every JSON frame waiting for this socket, oldest first; empties the queue."""
+        frames = []
+        while True:
+            content = self.next_content()
+            if content is None:
+                return frames
+            assert "text" in content, f"expected a text frame, got {content}"
+            frames.append(json.loads(content["text"]))
+
+    def frame(self) -> dict:
+        """The one frame waiting for this socket; fails if there are none or several."""
+        frames = self.frames()
+        assert len(frames) == 1, f"expected exactly one frame, got {frames}"
+        return frames[0]
