@@ -31,20 +31,23 @@ def _since(message) -> int:
 @channel_session
 def stream_connect(message, slug: str) -> None:
     liveblog = selectors.liveblog_get(slug=slug)
-    accept(message.reply_channel)
     if liveblog is None:
+        accept(message.reply_channel)
         error = ClientError("liveblog-not-found", f"No liveblog is called {slug!r}.")
         send_frame(message.reply_channel, error.as_frame(), close=CLOSE_NOT_FOUND)
         return
+    # Join before accepting: once its handshake is done the page hears every change, where
+    # an edit or delete between an accept and a later join would be lost (no catch-up
+    # replays those). Join before reading the missed posts too: a post saved in between
+    # then arrives twice (the page drops the repeat by id) rather than never.
+    Group(liveblog.group_name).add(message.reply_channel)
+    message.channel_session["liveblog_group"] = liveblog.group_name
+    accept(message.reply_channel)
     try:
         since = _since(message)
     except ClientError as error:
         send_frame(message.reply_channel, error.as_frame())
         since = None
-    # Join before reading the missed posts: a post saved in between then arrives twice
-    # (the page drops the repeat by id) rather than never.
-    Group(liveblog.group_name).add(message.reply_channel)
-    message.channel_session["liveblog_group"] = liveblog.group_name
     if since is not None:
         for post in selectors.post_list_since(liveblog=liveblog, since_id=since):
             send_frame(message.reply_channel, frames.post_event(frames.POST_CREATED, post))

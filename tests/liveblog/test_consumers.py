@@ -1,9 +1,12 @@
 """liveblog.consumers through the project routing: subscribe, catch up, refuse what is wrong."""
 
+from unittest import mock
+
+from channels.asgi import channel_layers
 from channels.test import TransactionChannelTestCase
 from django.test import override_settings
 
-from liveblog import services
+from liveblog import consumers, services
 from tests.support.channel_tests import IN_MEMORY_LAYERS, StreamClient
 
 
@@ -30,6 +33,21 @@ class LiveblogStreamTests(TransactionChannelTestCase):
         self.assertEqual([f["type"] for f in frames], ["post.created", "post.updated", "post.deleted"])
         self.assertEqual([f["post"]["id"] for f in frames], [post_id] * 3)
         self.assertEqual(frames[1]["post"]["body"], "Doors are open")
+
+    def test_the_stream_is_subscribed_before_its_handshake_completes(self):
+        subscribed_at_accept = []
+        real_accept = consumers.accept
+
+        def accept(reply_channel):
+            members = channel_layers["default"].group_channels(self.liveblog.group_name)
+            subscribed_at_accept.append(reply_channel.name in members)
+            real_accept(reply_channel)
+
+        with mock.patch.object(consumers, "accept", accept):
+            self.open_stream()
+
+        # Daphne completes the handshake on accept: an edit made right after must reach the page.
+        self.assertEqual(subscribed_at_accept, [True])
 
     def test_since_replays_only_the_newer_posts_oldest_first(self):
         first = services.post_create(liveblog=self.liveblog, body="before")
