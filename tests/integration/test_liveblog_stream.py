@@ -1,6 +1,7 @@
 """The liveblog through real daphne, runworker and Redis processes."""
 
 import pytest
+import websocket
 
 from tests.integration.clients import Socket
 
@@ -47,6 +48,43 @@ def test_a_reconnecting_page_gets_the_posts_it_missed(stack, liveblog):
 def test_an_unknown_liveblog_gets_an_error_frame_then_a_close(stack):
     sock = Socket(stack.ws_url("/liveblog/no-such-blog/stream/"))
     assert sock.recv()["error"] == "liveblog-not-found"
-    with pytest.raises(Exception):
+    sock.ws.settimeout(5)
+    opcode, data = sock.ws.recv_data(control_frame=True)
+    assert opcode == websocket.ABNF.OPCODE_CLOSE
+    assert int.from_bytes(data[:2], "big") == 4404
+    # The server ends the connection after its close frame.
+    with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
         sock.recv(timeout=5)
     assert not sock.connected
+
+
+def test_edited_and_deleted_posts_reach_every_open_stream_on_both_daphnes(stack, liveblog):
+    post_id = create_post(stack, liveblog, "Keynote at 10")
+    sockets = [Socket(stack.ws_url(f"/liveblog/{liveblog}/stream/?since={post_id}", daphne=i % 2)) for i in range(4)]
+
+    stack.django(
+        "from liveblog import services\n"
+        "from liveblog.models import Post\n"
+        f"services.post_update(post=Post.objects.get(id={post_id}), body='Keynote at 11')\n"
+    )
+    for sock in sockets:
+        frame = sock.recv_until(lambda f: f.get("type") == "post.updated")
+        assert frame["post"] == {**frame["post"], "id": post_id, "body": "Keynote at 11"}
+
+    stack.django(
+        "from liveblog import services\n"
+        "from liveblog.models import Post\n"
+        f"services.post_delete(post=Post.objects.get(id={post_id}))\n"
+    )
+    for sock in sockets:
+        assert sock.recv_until(lambda f: f.get("type") == "post.deleted") == {
+            "type": "post.deleted",
+            "post": {"id": post_id},
+        }
+        # Nothing replayed or created on the way: the stream opened after the post.
+        assert [f for f in sock.drain(quiet=0.2) if f.get("type") == "post.created"] == []
+        sock.close()
+    still_there = stack.django(
+        f"import json\nfrom liveblog.models import Post\nprint(json.dumps(Post.objects.filter(id={post_id}).exists()))"
+    )
+    assert still_there is False
