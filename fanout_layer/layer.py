@@ -1,0 +1,453 @@
+"""asgi_redis's channel layer, changed where group fan-out to many sockets loses or costs.
+
+``FanoutRedisChannelLayer`` takes asgi_redis's CONFIG keys and keeps its sharding, prefix,
+expiry, group expiry, encryption, flush and statistics. It changes:
+
+* Capacity: every socket of one daphne shares its reply channel (``daphne.response.X!``),
+  so process-local channels get their own, much larger capacity
+  (``process_local_capacity``); ``channel_capacity`` patterns still win over both defaults.
+* ``send_group`` serializes the message once, stores it once per shard, and sends it in one
+  round trip per shard (one in all on a single Redis with no ``channel_capacity``). A
+  member whose channel is full is still left out, as ASGI allows, but never silently:
+  every ChannelFull is counted (``channel_full_count``, and asgi_redis's Redis-side
+  statistics) and logged as a warning on the ``fanout_layer`` logger.
+* Receiving takes a batch of messages in one round trip off channels only this process
+  reads, and hands them out one per call; the Twisted path (``receive_twisted``, used by
+  daphne) keeps one connection per shard open instead of opening one per message.
+
+The storage layout is described in ``fanout_layer.lua``; it differs from asgi_redis's,
+so all processes sharing a prefix must use this layer.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Generator, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+from asgi_redis import RedisChannelLayer
+from asgi_redis.twisted_utils import defer
+
+from . import lua
+
+try:
+    import txredisapi
+except ImportError:  # Only daphne's Twisted receive path needs it.
+    txredisapi = None
+
+logger = logging.getLogger("fanout_layer")
+
+Received = tuple[str | None, dict | None]
+NOTHING: Received = (None, None)
+
+# How many left-out channels one warning names; the count is always complete.
+LOGGED_CHANNELS = 10
+
+
+@dataclass(frozen=True)
+class _Take:
+    """Run the TAKE script on a shard."""
+
+    index: int
+    keys: list[str]
+    args: list[Any]
+
+
+@dataclass(frozen=True)
+class _Wait:
+    """BLPOP the lists of a shard for up to timeout seconds."""
+
+    index: int
+    keys: list[str]
+    timeout: int
+
+
+class _Waiting:
+    """Messages a batched take brought back beyond the one handed out, by receive name.
+
+    Only channels no other process reads end up here, so holding them back from Redis
+    takes nothing from anyone. Worker threads share one layer, hence the lock.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_name: dict[str, deque[tuple[str, bytes]]] = {}
+
+    def put(self, name: str, channel: str, body: bytes) -> None:
+        with self._lock:
+            self._by_name.setdefault(name, deque()).append((channel, body))
+
+    def pop(self, names: Iterable[str]) -> tuple[str, bytes] | None:
+        with self._lock:
+            for name in names:
+                queue = self._by_name.get(name)
+                if queue:
+                    return queue.popleft()
+        return None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._by_name.clear()
+
+
+class FanoutRedisChannelLayer(RedisChannelLayer):
+    """Redis channel layer for sites that fan messages out to many sockets per daphne.
+
+    Takes asgi_redis's CONFIG keys plus:
+
+    * ``process_local_capacity``: capacity of process-local channels (those with a "!",
+      shared by all sockets of one interface server), unless a ``channel_capacity``
+      pattern matches. Default 10,000.
+    * ``receive_batch_size``: the most messages one round trip takes off channels only
+      this process reads. Default 100.
+    """
+
+    def __init__(self, *, process_local_capacity: int = 10_000, receive_batch_size: int = 100, **kwargs: Any):
+        if process_local_capacity < 1:
+            raise ValueError("process_local_capacity must be at least 1")
+        if receive_batch_size < 1:
+            raise ValueError("receive_batch_size must be at least 1")
+        self.process_local_capacity = process_local_capacity
+        self.receive_batch_size = receive_batch_size
+        super().__init__(**kwargs)
+        self._waiting = _Waiting()
+        self._full_lock = threading.Lock()
+        self._full_counts: Counter[str] = Counter()
+        self._twisted_connections: dict[int, Any] = {}
+
+    def _register_scripts(self) -> None:
+        super()._register_scripts()
+        connection = self.connection(0)
+        self._deliver = connection.register_script(lua.DELIVER)
+        self._send_group_script = connection.register_script(lua.SEND_GROUP)
+        self._group_members = connection.register_script(lua.GROUP_MEMBERS)
+        self._take = connection.register_script(lua.TAKE)
+
+    def get_capacity(self, channel: str) -> int:
+        for pattern, capacity in self.channel_capacity:
+            if pattern.match(channel):
+                return capacity
+        if "!" in channel:
+            return self.process_local_capacity
+        return self.capacity
+
+    # Sending
+
+    def send(self, channel: str, message: dict) -> None:
+        assert isinstance(message, dict), "message is not a dict"
+        assert self.valid_channel_name(channel), "Channel name not valid"
+        # Reserved by asgi_redis; kept so that messages stay valid for it.
+        assert "__asgi_channel__" not in message
+        name = self.non_local_name(channel)
+        index = self.consistent_hash(name) if self._single_reader(name) else next(self._send_index_generator)
+        left_out = self._deliver_to(index, self.serialize(message), {name: [channel[len(name) :]]})
+        if left_out:
+            self._count_full(left_out)
+            logger.warning("Channel %s is full (capacity %d): message not sent", name, self.get_capacity(name))
+            raise self.ChannelFull(channel)
+
+    def send_group(self, group: str, message: dict) -> None:
+        """Sends message to every member of group whose channel has room; counts and logs the rest."""
+        assert self.valid_group_name(group), "Group name not valid"
+        body = self.serialize(message)
+        cutoff = int(time.time()) - self.group_expiry
+        if self.ring_size == 1 and not self.channel_capacity:
+            message_id = uuid.uuid4().hex
+            reply = self._send_group_script(
+                keys=[self.prefix + message_id, self._group_key(group)],
+                args=[*self._push_header(message_id, body), cutoff, self.capacity, self.process_local_capacity],
+                client=self.connection(0),
+            )
+            left_out = [channel.decode("utf8") for channel in reply[1:]]
+        else:
+            left_out = []
+            members = self._members(group, cutoff)
+            for index, lists in self._plan(members).items():
+                left_out += self._deliver_to(index, body, lists)
+        if left_out:
+            self._count_full(left_out)
+            logger.warning(
+                "Group %s: %d member channel(s) full, message not delivered to them: %s%s",
+                group,
+                len(left_out),
+                ", ".join(left_out[:LOGGED_CHANNELS]),
+                " ..." if len(left_out) > LOGGED_CHANNELS else "",
+            )
+
+    def group_channels(self, group: str) -> list[str]:
+        return self._members(group, int(time.time()) - self.group_expiry)
+
+    def _members(self, group: str, cutoff: int) -> list[str]:
+        connection = self.connection(self.consistent_hash(group))
+        members = self._group_members(keys=[self._group_key(group)], args=[cutoff], client=connection)
+        return [member.decode("utf8") for member in members]
+
+    def _plan(self, channels: Iterable[str]) -> dict[int, dict[str, list[str]]]:
+        """Groups channels by shard, then by list: {shard: {non-local name: [local parts]}}."""
+        plan: dict[int, dict[str, list[str]]] = {}
+        # Any shard will do for channels every worker reads, so they all go to one, and
+        # a group send touches no more shards than it must.
+        shared_index = next(self._send_index_generator)
+        for channel in channels:
+            name = self.non_local_name(channel)
+            index = self.consistent_hash(name) if self._single_reader(name) else shared_index
+            plan.setdefault(index, {}).setdefault(name, []).append(channel[len(name) :])
+        return plan
+
+    def _deliver_to(self, index: int, body: bytes, lists: dict[str, list[str]]) -> list[str]:
+        """Sends body to the given lists of one shard; returns the channels left out."""
+        message_id = uuid.uuid4().hex
+        args = self._push_header(message_id, body)
+        for name, local_parts in lists.items():
+            args += [name, self.get_capacity(name), len(local_parts), *local_parts]
+        reply = self._deliver(keys=[self.prefix + message_id], args=args, client=self.connection(index))
+        return [channel.decode("utf8") for channel in reply[1:]]
+
+    def _push_header(self, message_id: str, body: bytes) -> list[Any]:
+        """The arguments DELIVER and SEND_GROUP start with; see fanout_layer.lua."""
+        return [
+            message_id,
+            body,
+            self.expiry,
+            self.prefix,
+            self.stats_prefix,
+            f"{self.stats_prefix}{self.global_stats_key}:",
+            self.channel_statistics_expiry,
+            self.global_statistics_expiry,
+        ]
+
+    def _count_full(self, channels: list[str]) -> None:
+        with self._full_lock:
+            self._full_counts.update(self.non_local_name(channel) for channel in channels)
+
+    @property
+    def channel_full_count(self) -> int:
+        """How many messages this layer instance could not send because a channel was full."""
+        with self._full_lock:
+            return sum(self._full_counts.values())
+
+    def channel_full_counts(self) -> dict[str, int]:
+        """channel_full_count by (non-local) channel name."""
+        with self._full_lock:
+            return dict(self._full_counts)
+
+    # Receiving
+
+    def receive(self, channels: Iterable[str], block: bool = False) -> Received:
+        plan = self._receive_plan(channels, block)
+        reply = None
+        try:
+            while True:
+                call = plan.send(reply)
+                connection = self.connection(call.index)
+                if isinstance(call, _Take):
+                    reply = self._take(keys=call.keys, args=call.args, client=connection)
+                else:
+                    reply = connection.blpop(call.keys, timeout=call.timeout)
+        except StopIteration as done:
+            return done.value
+
+    @defer.inlineCallbacks
+    def receive_twisted(self, channels: Iterable[str]):
+        """Twisted receive: like receive(block=True), over one kept-open connection per shard.
+
+        daphne calls this again as soon as it returns, so it must wait for a message
+        rather than return at once when there is none.
+        """
+        plan = self._receive_plan(channels, block=True)
+        reply = None
+        while True:
+            try:
+                call = plan.send(reply)
+            except StopIteration as done:
+                return done.value
+            connection = self._twisted_connection(call.index)
+            try:
+                if isinstance(call, _Take):
+                    reply = yield connection.eval(lua.TAKE, call.keys, call.args)
+                else:
+                    reply = yield connection.blpop(call.keys, timeout=call.timeout)
+            except txredisapi.ConnectionError as error:
+                # The connection reconnects by itself and the next call waits for it;
+                # daphne would wait five seconds after an exception instead.
+                logger.warning("Lost the connection to Redis shard %d while receiving: %s", call.index, error)
+                return NOTHING
+
+    def _receive_plan(self, channels: Iterable[str], block: bool) -> Generator[_Take | _Wait, Any, Received]:
+        """How to receive, as the Redis calls to make: yields each call, is sent its reply.
+
+        receive() and receive_twisted() only differ in how they make the calls.
+        """
+        shards, waiting_shards = self._receive_shards(channels)
+        if not shards:
+            return NOTHING
+        names = {key[len(self.prefix) :] for keys in shards.values() for key in keys}
+        waiting = self._waiting.pop(names)
+        if waiting is not None:
+            return self._unpacked(*waiting)
+        while True:
+            for index, keys in shards.items():
+                reply = yield _Take(index, keys, self._take_args(keys))
+                received = self._keep(keys, reply)
+                if received is not None:
+                    return received
+            if not block:
+                return NOTHING
+            popped_expired = False
+            # Redis can only wait on one server at a time: with several to wait on, wait
+            # on each in turn for a shorter while.
+            timeout = self.blpop_timeout if len(waiting_shards) == 1 else 1
+            for index in waiting_shards:
+                keys = shards[index]
+                popped = yield _Wait(index, keys, timeout)
+                if popped:
+                    key, entry = (part.decode("utf8") if isinstance(part, bytes) else part for part in popped)
+                    reply = yield _Take(index, keys, self._take_args(keys, (keys.index(key) + 1, entry)))
+                    received = self._keep(keys, reply)
+                    if received is not None:
+                        return received
+                    popped_expired = True
+            if not popped_expired:
+                return NOTHING
+
+    def _receive_shards(self, channels: Iterable[str]) -> tuple[dict[int, list[str]], list[int]]:
+        """The lists to take from on each shard, and the shards to wait on if all are empty.
+
+        A message for an ordinary channel may be on any shard, so all of them are asked
+        before waiting, starting with the next in turn; asgi_redis asks only that one and
+        then waits on it while the others may hold messages. Waiting is on that shard and
+        on those of the process-local and single-reader channels.
+        """
+        channels = list(channels)
+        assert all(self.valid_channel_name(channel, receive=True) for channel in channels), "Channel name not valid"
+        ordinary = [self.prefix + channel for channel in channels if not self._single_reader(channel)]
+        first = next(self._receive_index_generator)
+        shards: dict[int, list[str]] = {}
+        if ordinary:
+            for index in [first, *(index for index in range(self.ring_size) if index != first)]:
+                shards[index] = list(ordinary)
+        single_reader_shards = set()
+        for channel in channels:
+            if self._single_reader(channel):
+                index = self.consistent_hash(channel)
+                shards.setdefault(index, []).append(self.prefix + channel)
+                single_reader_shards.add(index)
+        for keys in shards.values():
+            # No channel of the lot keeps the others waiting.
+            random.shuffle(keys)
+        waiting_shards = [index for index in shards if (ordinary and index == first) or index in single_reader_shards]
+        return shards, waiting_shards
+
+    def _take_args(self, keys: list[str], popped: tuple[int, str] | None = None) -> list[Any]:
+        shared = ["0" if self._single_reader(key[len(self.prefix) :]) else "1" for key in keys]
+        return [self.prefix, self.receive_batch_size, *shared, *(popped or ())]
+
+    def _keep(self, keys: list[str], reply: list[Any]) -> Received | None:
+        """Unpacks a TAKE reply: returns its first message and keeps the rest waiting."""
+        body_count = reply[0]
+        bodies = [self._decrypt(body) for body in reply[1 : 1 + body_count]]
+        items = reply[1 + body_count :]
+        received: list[tuple[str, str, bytes]] = []
+        for position in range(0, len(items), 3):
+            list_number, local_part, body_number = items[position : position + 3]
+            body = bodies[body_number - 1]
+            if body is not None:
+                name = keys[list_number - 1][len(self.prefix) :]
+                received.append((name, name + local_part.decode("utf8"), body))
+        if not received:
+            return None
+        for name, channel, body in received[1:]:
+            self._waiting.put(name, channel, body)
+        _, channel, body = received[0]
+        return self._unpacked(channel, body)
+
+    def _decrypt(self, body: bytes) -> bytes | None:
+        """Decrypts a body once for all its recipients in a batch; None if it cannot be."""
+        if self.crypter is None:
+            return body
+        from cryptography.fernet import InvalidToken
+
+        try:
+            return self.crypter.decrypt(body, self.expiry + 10)
+        except InvalidToken:
+            # One unreadable message must not cost the rest of the batch.
+            logger.error("Dropped a message that none of the symmetric_encryption_keys decrypts")
+            return None
+
+    def _unpacked(self, channel: str, body: bytes) -> Received:
+        # Unpacked per recipient: each one gets a message of its own to change.
+        return channel, msgpack.unpackb(body, raw=False)
+
+    def _twisted_connection(self, index: int):
+        """The shard's long-lived txredisapi connection, made on first use; it reconnects by itself."""
+        connection = self._twisted_connections.get(index)
+        if connection is None:
+            if txredisapi is None:
+                raise RuntimeError("receive_twisted needs txredisapi")
+            settings = self.connection(index).connection_pool.connection_kwargs
+            if "host" not in settings:
+                raise ValueError(f"receive_twisted needs Redis over TCP, not {self.hosts[index]}")
+            connection = txredisapi.lazyConnection(
+                host=settings["host"],
+                port=settings["port"],
+                dbid=settings.get("db"),
+                password=settings.get("password"),
+                # Bodies are bytes, and a body that looks like a number is still a body.
+                charset=None,
+                convertNumbers=False,
+                reconnect=True,
+            )
+            self._twisted_connections[index] = connection
+        return connection
+
+    def disconnect_twisted(self):
+        """Closes the Twisted receive connections; returns a Deferred that fires once they are."""
+        connections = list(self._twisted_connections.values())
+        self._twisted_connections.clear()
+        return defer.gatherResults([connection.disconnect() for connection in connections])
+
+    # Flush and statistics
+
+    def flush(self) -> None:
+        super().flush()
+        self._waiting.clear()
+
+    def _count_channel_stats(self, channel: str, connections: list) -> dict[str, int]:
+        # asgi_redis takes the age of the oldest message from the TTL of the key its list
+        # holds; here the list holds entries that point at the body's key.
+        statistics = {
+            self.STAT_MESSAGES_COUNT: 0,
+            self.STAT_MESSAGES_PENDING: 0,
+            self.STAT_MESSAGES_MAX_AGE: 0,
+            self.STAT_CHANNEL_FULL: 0,
+        }
+        stats_key = self.stats_prefix + channel
+        list_key = self.prefix + channel
+        for connection in connections:
+            messages, full = connection.mget(
+                f"{stats_key}:{self.STAT_MESSAGES_COUNT}", f"{stats_key}:{self.STAT_CHANNEL_FULL}"
+            )
+            statistics[self.STAT_MESSAGES_COUNT] += int(messages or 0)
+            statistics[self.STAT_CHANNEL_FULL] += int(full or 0)
+            statistics[self.STAT_MESSAGES_PENDING] += connection.llen(list_key)
+            oldest = connection.lindex(list_key, 0)
+            if oldest:
+                ttl = connection.ttl(self.prefix + oldest.decode("utf8").partition("|")[0])
+                if ttl is not None:
+                    age = self.expiry - ttl
+                    statistics[self.STAT_MESSAGES_MAX_AGE] = max(statistics[self.STAT_MESSAGES_MAX_AGE], age)
+        return statistics
+
+    # Helpers
+
+    @staticmethod
+    def _single_reader(name: str) -> bool:
+        """Whether only one process reads the channel: process-local and single-reader ones."""
+        return "!" in name or "?" in name

@@ -1,0 +1,80 @@
+"""Helpers for the fan-out layer's tests: prefixes, a reactor thread, counting Redis calls."""
+
+import queue
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+from unittest import mock
+
+import redis
+from redis.connection import Connection
+
+from fanout_layer import FanoutRedisChannelLayer
+from tests.support.processes import RedisServer
+
+# The most any single reactor call in these tests may take; receive_twisted waits up to
+# the layer's blpop_timeout for a message.
+REACTOR_CALL_TIMEOUT = 20.0
+
+
+def unique_prefixes() -> dict[str, str]:
+    """A key prefix and statistics prefix no other layer in the test run uses."""
+    tag = uuid.uuid4().hex[:10]
+    return {"prefix": f"t{tag}:", "stats_prefix": f"t{tag}-meta:"}
+
+
+class Reactor:
+    """Runs calls on the real Twisted reactor, which runs in a thread of the test process."""
+
+    def __init__(self, reactor) -> None:
+        self.reactor = reactor
+
+    def call(self, function: Callable, *args: Any, timeout: float = REACTOR_CALL_TIMEOUT) -> Any:
+        """Calls function in the reactor thread and returns what its Deferred fires with."""
+        from twisted.internet import defer
+
+        outcome: queue.Queue = queue.Queue()
+        self.reactor.callFromThread(lambda: defer.maybeDeferred(function, *args).addBoth(outcome.put))
+        try:
+            result = outcome.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(f"{function} did not finish within {timeout}s")
+        if hasattr(result, "raiseException"):
+            result.raiseException()
+        return result
+
+
+def raw_client(server: RedisServer) -> redis.Redis:
+    return redis.Redis.from_url(server.url)
+
+
+@contextmanager
+def round_trips() -> Iterator[Counter]:
+    """Counts the requests redis-py sends, by server port: one per command, or per pipeline."""
+    counts: Counter = Counter()
+    send = Connection.send_packed_command
+
+    def counting_send(connection: Connection, command: Any) -> None:
+        counts[connection.port] += 1
+        send(connection, command)
+
+    with mock.patch.object(Connection, "send_packed_command", counting_send):
+        yield counts
+
+
+def command_calls(client: redis.Redis) -> dict[str, int]:
+    """Calls per command since the last CONFIG RESETSTAT, commands run by scripts included."""
+    return {name[len("cmdstat_") :]: stats["calls"] for name, stats in client.info("commandstats").items()}
+
+
+def drain(layer: FanoutRedisChannelLayer, channels: list[str], limit: int = 100_000) -> list[tuple[str, dict]]:
+    """Everything receive() hands out for channels until it hands out nothing."""
+    received = []
+    for _ in range(limit):
+        channel, message = layer.receive(channels)
+        if channel is None:
+            return received
+        received.append((channel, message))
+    raise AssertionError(f"still receiving after {limit} messages")
