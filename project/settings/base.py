@@ -105,9 +105,12 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 # Several URLs, comma-separated, shard the channel layer over several Redis servers.
 REDIS_HOSTS = env_list("REDIS_URL", "redis://127.0.0.1:6379/0")
 
+FANOUT_LAYER = "fanout_layer.FanoutRedisChannelLayer"
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": os.environ.get("CHANNEL_LAYER_BACKEND", "asgi_redis.RedisChannelLayer"),
+        # The project's own layer: asgi_redis that does not drop group messages on a
+        # daphne's shared reply channel and fans out in one round trip (see fanout_layer).
+        "BACKEND": os.environ.get("CHANNEL_LAYER_BACKEND", FANOUT_LAYER),
         "ROUTING": "project.routing.channel_routing",
         "CONFIG": {
             "hosts": REDIS_HOSTS,
@@ -117,11 +120,24 @@ CHANNEL_LAYERS = {
             # Group membership outlives any socket: daphne's websocket timeout is tied
             # to it, so a short value would close healthy sockets.
             "group_expiry": env_int("CHANNEL_LAYER_GROUP_EXPIRY", 86400),
-            # Every socket of one daphne shares its reply channel: room for a fan-out.
+            # Messages a channel holds before sends to it fail. With plain asgi_redis this
+            # also bounds a group fan-out: every socket of one daphne shares its reply channel.
             "capacity": env_int("CHANNEL_LAYER_CAPACITY", 1000),
         },
     },
 }
+if CHANNEL_LAYERS["default"]["BACKEND"] == FANOUT_LAYER:
+    # Keys only this layer takes; asgi_redis would refuse them.
+    CHANNEL_LAYERS["default"]["CONFIG"].update(
+        {
+            # Room in a daphne's shared reply channel: one group message puts an entry
+            # there for each of its sockets in the group, so it needs far more than
+            # `capacity`. Messages past it are left out and logged, never silently.
+            "process_local_capacity": env_int("CHANNEL_LAYER_PROCESS_LOCAL_CAPACITY", 10000),
+            # Messages a daphne takes off its reply channel per round trip to Redis.
+            "receive_batch_size": env_int("CHANNEL_LAYER_RECEIVE_BATCH_SIZE", 100),
+        }
+    )
 
 LOGGING = {
     "version": 1,
