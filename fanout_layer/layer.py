@@ -13,13 +13,12 @@ expiry, group expiry, encryption, flush and statistics. It changes:
   statistics) and logged as a warning on the ``fanout_layer`` logger.
 * Receiving takes a batch of messages in one round trip off channels only this process
   reads, and hands them out one per call; the Twisted path (``receive_twisted``, used by
-  daphne) keeps one connection per shard open instead of opening one per message.
+  daphne) keeps one connection per shard open instead of opening one per message, and
+  replaces it if it drops or stops answering.
 
 The storage layout is described in ``fanout_layer.lua``; it differs from asgi_redis's,
 so all processes sharing a prefix must use this layer.
 """
-
-from __future__ import annotations
 
 import logging
 import random
@@ -29,7 +28,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 from asgi_redis import RedisChannelLayer
@@ -41,6 +40,9 @@ try:
     import txredisapi
 except ImportError:  # Only daphne's Twisted receive path needs it.
     txredisapi = None
+
+if TYPE_CHECKING:
+    from twisted.python.failure import Failure
 
 logger = logging.getLogger("fanout_layer")
 
@@ -108,6 +110,11 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
     * ``receive_batch_size``: the most messages one round trip takes off channels only
       this process reads. Default 100.
     """
+
+    # Seconds a reply from Redis may take, beyond a BLPOP's own wait, before receive_twisted
+    # takes its connection for dead. A kept-open connection can die without a word (a
+    # half-open TCP connection), and a BLPOP on it would wait forever.
+    reply_timeout = 10
 
     def __init__(self, *, process_local_capacity: int = 10_000, receive_batch_size: int = 100, **kwargs: Any):
         if process_local_capacity < 1:
@@ -261,6 +268,8 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
         daphne calls this again as soon as it returns, so it must wait for a message
         rather than return at once when there is none.
         """
+        from twisted.internet import reactor
+
         plan = self._receive_plan(channels, block=True)
         reply = None
         while True:
@@ -269,11 +278,19 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
             except StopIteration as done:
                 return done.value
             connection = self._twisted_connection(call.index)
+            if isinstance(call, _Take):
+                pending, timeout = connection.eval(lua.TAKE, call.keys, call.args), self.reply_timeout
+            else:
+                pending = connection.blpop(call.keys, timeout=call.timeout)
+                timeout = call.timeout + self.reply_timeout
             try:
-                if isinstance(call, _Take):
-                    reply = yield connection.eval(lua.TAKE, call.keys, call.args)
-                else:
-                    reply = yield connection.blpop(call.keys, timeout=call.timeout)
+                reply = yield pending.addTimeout(timeout, reactor)
+            except defer.TimeoutError:
+                # A late reply would be taken for the answer to the next command, so the
+                # connection goes and a new one is made on the next call.
+                logger.warning("Redis shard %d did not answer within %ss: reconnecting", call.index, timeout)
+                self._drop_twisted_connection(call.index)
+                return NOTHING
             except txredisapi.ConnectionError as error:
                 # The connection reconnects by itself and the next call waits for it;
                 # daphne would wait five seconds after an exception instead.
@@ -404,8 +421,20 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
                 convertNumbers=False,
                 reconnect=True,
             )
+            # txredisapi reports a failed first connection (refused password, a server that
+            # never answers) on a Deferred that a lazy connection hands to no one.
+            connection._connected.addErrback(self._log_connection_failure, index)
             self._twisted_connections[index] = connection
         return connection
+
+    def _drop_twisted_connection(self, index: int) -> None:
+        connection = self._twisted_connections.pop(index, None)
+        if connection is not None:
+            connection.disconnect().addErrback(self._log_connection_failure, index)
+
+    @staticmethod
+    def _log_connection_failure(failure: "Failure", index: int) -> None:
+        logger.warning("Redis shard %d: connection failed: %s", index, failure.getErrorMessage())
 
     def disconnect_twisted(self):
         """Closes the Twisted receive connections; returns a Deferred that fires once they are."""

@@ -1,7 +1,14 @@
 """receive_twisted, as daphne uses it, on the real Twisted reactor and real Redis servers."""
 
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
 from asgi_redis import RedisChannelLayer
 
+from fanout_layer import FanoutRedisChannelLayer
 from tests.fanout_layer.support import command_calls, raw_client, unique_prefixes
 
 DAPHNE = "daphne.response.TwIsTeD!"
@@ -89,3 +96,47 @@ def test_stock_asgi_redis_connects_again_for_every_message(own_redis, reactor):
 
     assert len(received) == 10
     assert connections_made(client) - before >= 10
+
+
+class BlackHole:
+    """A TCP server that takes connections and never answers: a Redis gone half-open."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            self.accepted.append(connection)
+
+    def close(self) -> None:
+        self.listener.close()
+        for connection in self.accepted:
+            connection.close()
+
+
+@pytest.fixture
+def black_hole() -> Iterator[BlackHole]:
+    hole = BlackHole()
+    yield hole
+    hole.close()
+
+
+def test_receive_twisted_replaces_a_connection_that_stops_answering(black_hole, reactor, caplog):
+    layer = FanoutRedisChannelLayer(hosts=[f"redis://127.0.0.1:{black_hole.port}/0"])
+    layer.blpop_timeout = layer.reply_timeout = 1
+    try:
+        with caplog.at_level(logging.WARNING, logger="fanout_layer"):
+            assert reactor.call(layer.receive_twisted, [DAPHNE]) == (None, None)
+            assert reactor.call(layer.receive_twisted, [DAPHNE]) == (None, None)
+    finally:
+        reactor.call(layer.disconnect_twisted)
+
+    assert len(black_hole.accepted) == 2
+    assert caplog.text.count("Redis shard 0 did not answer within 1s: reconnecting") == 2
