@@ -13,6 +13,16 @@
   }
   CatchUpWebSocket.CLOSING = WebSocket.CLOSING;
 
+  // Every post's time in one format, the reader's: the server wrote the page's own in
+  // Django's format and UTC, so those are rewritten from their datetime attribute.
+  function showTime(time, iso) {
+    time.setAttribute("datetime", iso);
+    time.textContent = new Date(iso).toLocaleString();
+  }
+  Array.prototype.forEach.call(list.querySelectorAll("time[datetime]"), function (time) {
+    showTime(time, time.getAttribute("datetime"));
+  });
+
   function render(post) {
     var item = document.getElementById("post-" + post.id);
     if (!item) {
@@ -31,9 +41,7 @@
       }
       list.insertBefore(item, before);
     }
-    var time = item.querySelector("time");
-    time.setAttribute("datetime", post.created);
-    time.textContent = new Date(post.created).toLocaleString();
+    showTime(item.querySelector("time"), post.created);
     item.querySelector(".body").textContent = post.body;
   }
 
