@@ -46,6 +46,16 @@
   var bridge = new channels.WebSocketBridge();
   bridge.connect(roomsList.dataset.stream);
 
+  // A socket that is (re)connecting throws on send: say so, and keep what was typed.
+  function sendCommand(command) {
+    if (bridge.socket.readyState !== WebSocket.OPEN) {
+      errors.textContent = "Not connected: reconnecting, try again in a moment.";
+      return false;
+    }
+    bridge.send(command);
+    return true;
+  }
+
   bridge.listen(function (frame) {
     if (frame.error) {
       errors.textContent = frame.message || frame.error;
@@ -89,9 +99,9 @@
     var room = event.target.closest(".room");
     if (!room) { return; }
     if (event.target.classList.contains("join")) {
-      bridge.send({ command: "join", room: room.dataset.room });
+      sendCommand({ command: "join", room: room.dataset.room });
     } else if (event.target.classList.contains("leave")) {
-      bridge.send({ command: "leave", room: room.dataset.room });
+      sendCommand({ command: "leave", room: room.dataset.room });
     }
   });
 
@@ -100,7 +110,8 @@
     var room = event.target.closest(".room");
     var input = event.target.querySelector("input[name=message]");
     if (!input.value.trim()) { return; }
-    bridge.send({ command: "send", room: room.dataset.room, message: input.value });
-    input.value = "";
+    if (sendCommand({ command: "send", room: room.dataset.room, message: input.value })) {
+      input.value = "";
+    }
   });
 })();
