@@ -26,3 +26,11 @@ def users(stack):
         "    User.objects.create_user(name, password=name * 2, is_staff=staff)\n"
     )
     return {"alice": "alicealice", "bob": "bobbob", "boss": "bossboss"}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keeps each phase's report on the item (item.rep_call) for fixtures that act on a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

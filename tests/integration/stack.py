@@ -5,6 +5,7 @@ The database is a fresh SQLite file, or a fresh database on the PostgreSQL serve
 DATABASE_URL names when it is a postgres:// URL.
 """
 
+import contextlib
 import json
 import os
 import secrets
@@ -195,6 +196,18 @@ class Stack:
         self.frontdoors.append(process)
         self.frontdoor_ports.append(port)
         return port
+
+    @contextlib.contextmanager
+    def frontdoor_down(self, index: int):
+        """Front door `index` stopped for the with block (its sockets drop), then up again on its port."""
+        stopped = self.frontdoors[index]
+        stopped.stop()
+        try:
+            yield
+        finally:
+            process = Process(stopped.name, stopped.args, env=self.env, log_dir=self.log_dir)
+            self.frontdoors[index] = process
+            wait_for_port(self.frontdoor_ports[index], process=process)
 
     def wait_until_serving(self, timeout: float = 30.0) -> None:
         """Until a request through each daphne has come back from a worker."""
