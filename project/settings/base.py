@@ -29,7 +29,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
-    "project",
+    # Its ready() makes runworker stop between messages (project/workers.py).
+    "project.apps.ProjectConfig",
     "liveblog",
     "chat",
 ]
@@ -75,6 +76,9 @@ DATABASES = {
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
     )
 }
+if DATABASES["default"]["ENGINE"] in ("django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2"):
+    # Django 2.2's backend with the psycopg2 2.9 fix it never received (see the module).
+    DATABASES["default"]["ENGINE"] = "project.db.postgresql"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
@@ -138,6 +142,9 @@ if CHANNEL_LAYERS["default"]["BACKEND"] == FANOUT_LAYER:
             "receive_batch_size": env_int("CHANNEL_LAYER_RECEIVE_BATCH_SIZE", 100),
         }
     )
+
+# Bearer token for /ops/channels (project/monitoring.py); unset, only staff logins may read it.
+MONITORING_TOKEN = os.environ.get("MONITORING_TOKEN", "")
 
 LOGGING = {
     "version": 1,
