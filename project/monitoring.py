@@ -1,7 +1,23 @@
 """What an operator or an autoscaler reads to see whether the workers keep up.
 
 Everything comes from the channel layer's statistics extension (asgi_redis keeps
-per-channel counters in Redis), so any process that can reach Redis can report it.
+per-channel counters in Redis, and fanout_layer keeps them the same way), so any process
+that reaches Redis can report it: `manage.py channel_report`, or GET /ops/channels.
+
+Per channel:
+
+* backlog: messages waiting now. On the channels runworker drains (websocket.receive,
+  http.request, ...) a backlog that stays above zero means the workers are behind: add
+  workers. On a daphne's reply channel (daphne.response.X!) it means that daphne is behind
+  on sending to its sockets: add interface servers.
+* oldest_message_age: seconds the oldest waiting message has waited; at the layer's
+  expiry (CHANNEL_LAYER_EXPIRY) messages start to be dropped unread.
+* messages_per_second: messages sent into the channel, measured over `interval` seconds.
+* consumed_per_second: messages that left it over the same interval (taken by a reader, or
+  expired). Below messages_per_second for a while: the backlog grows.
+* channel_full_total: sends refused because the channel was full (ChannelFull), since
+  the counters started. Any rise is lost work: a WebSocket closed by daphne, or a group
+  message left out for some sockets.
 """
 
 import time
@@ -17,26 +33,55 @@ INTERFACE_CHANNELS = [
     "websocket.receive",
     "websocket.disconnect",
 ]
+# Each daphne's one reply channel, shared by all its sockets: "daphne.response.<random>!".
+REPLY_CHANNEL_PATTERN = "daphne.response.*!"
+# A bound on the reply channels listed, so a report stays small whatever Redis holds.
+MAX_REPLY_CHANNELS = 200
+MAX_INTERVAL = 10.0
+
+
+def _layer():
+    return channel_layers[DEFAULT_CHANNEL_LAYER].channel_layer
 
 
 def routed_channels() -> List[str]:
-    layer = channel_layers[DEFAULT_CHANNEL_LAYER]
-    routed = sorted(layer.router.channels)
+    routed = sorted(channel_layers[DEFAULT_CHANNEL_LAYER].router.channels)
     return INTERFACE_CHANNELS + [name for name in routed if name not in INTERFACE_CHANNELS]
 
 
+def reply_channels() -> List[str]:
+    """The reply channels of the daphnes that have messages waiting or were sent some lately.
+
+    A daphne's reply channel only exists in Redis while messages wait in it or its
+    counters live (an hour), so this lists the daphnes that matter without knowing them.
+    """
+    layer = _layer()
+    found = set()
+    for index in range(layer.ring_size):
+        connection = layer.connection(index)
+        for prefix in (layer.prefix, layer.stats_prefix):
+            for key in connection.scan_iter(match=prefix + REPLY_CHANNEL_PATTERN + "*", count=1000):
+                name = key.decode("utf8")[len(prefix) :]
+                found.add(name.partition("!")[0] + "!")
+                if len(found) >= MAX_REPLY_CHANNELS:
+                    return sorted(found)
+    return sorted(found)
+
+
 def channel_statistics(channels: Iterable[str]) -> Dict[str, dict]:
-    layer = channel_layers[DEFAULT_CHANNEL_LAYER].channel_layer
+    layer = _layer()
     return {name: layer.channel_statistics(name) for name in channels}
 
 
 def channel_report(*, interval: float = 1.0) -> dict:
-    """Backlog, age of the oldest message, messages per second and ChannelFull counts, per channel.
+    """Backlog, age of the oldest message, rates and ChannelFull counts, per channel.
 
-    The rate is measured over `interval` seconds between two readings of the counters.
+    Rates are measured over `interval` seconds (at most MAX_INTERVAL) between two readings.
     """
-    channels = routed_channels()
-    layer = channel_layers[DEFAULT_CHANNEL_LAYER].channel_layer
+    if not 0 < interval <= MAX_INTERVAL:
+        raise ValueError(f"interval must be more than 0 and at most {MAX_INTERVAL:g} seconds")
+    channels = routed_channels() + reply_channels()
+    layer = _layer()
     first = channel_statistics(channels)
     started = time.monotonic()
     time.sleep(interval)
@@ -44,17 +89,22 @@ def channel_report(*, interval: float = 1.0) -> dict:
     elapsed = time.monotonic() - started
     report = {}
     for name in channels:
-        sent = second[name]["messages_count"] - first[name]["messages_count"]
+        before, after = first[name], second[name]
+        # Counters expire an hour after a channel's last message, and may restart from zero.
+        sent = max(after["messages_count"] - before["messages_count"], 0)
+        left = max(sent - (after["messages_pending"] - before["messages_pending"]), 0)
         report[name] = {
-            "backlog": second[name]["messages_pending"],
-            "oldest_message_age": second[name]["messages_max_age"],
-            "messages_per_second": round(max(sent, 0) / elapsed, 2),
-            "messages_total": second[name]["messages_count"],
-            "channel_full_total": second[name]["channel_full_count"],
+            "backlog": after["messages_pending"],
+            "oldest_message_age": after["messages_max_age"],
+            "messages_per_second": round(sent / elapsed, 2),
+            "consumed_per_second": round(left / elapsed, 2),
+            "messages_total": after["messages_count"],
+            "channel_full_total": after["channel_full_count"],
         }
     totals = layer.global_statistics()
     return {
         "channels": report,
+        "backlog": sum(row["backlog"] for name, row in report.items() if not name.endswith("!")),
         "messages_total": totals["messages_count"],
         "channel_full_total": totals["channel_full_count"],
         "interval": round(elapsed, 3),

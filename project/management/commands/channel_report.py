@@ -1,28 +1,40 @@
-"""Prints the channel layer's backlog per channel, so an operator can see that workers are behind."""
+"""Prints the channel layer's backlog per channel, so an operator can see that workers are behind.
+
+    python manage.py channel_report              # a table, rates over one second
+    python manage.py channel_report --json --interval 5
+
+The columns are described in project/monitoring.py.
+"""
 
 import json
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from project.monitoring import channel_report
 
 
 class Command(BaseCommand):
-    help = __doc__
+    help = __doc__.splitlines()[0]
 
     def add_arguments(self, parser):
         parser.add_argument("--interval", type=float, default=1.0, help="seconds over which to measure rates")
         parser.add_argument("--json", action="store_true", dest="as_json", help="print JSON instead of a table")
 
     def handle(self, *args, interval: float, as_json: bool, **options):
-        report = channel_report(interval=interval)
+        try:
+            report = channel_report(interval=interval)
+        except ValueError as error:
+            raise CommandError(str(error))
         if as_json:
             self.stdout.write(json.dumps(report, indent=2, sort_keys=True))
             return
-        self.stdout.write(f"{'channel':<24}{'backlog':>9}{'oldest s':>10}{'msg/s':>9}{'full':>7}")
+        width = max(len(name) for name in report["channels"]) + 2
+        self.stdout.write(f"{'channel':<{width}}{'backlog':>9}{'oldest s':>10}{'in/s':>9}{'out/s':>9}{'full':>7}")
         for name, row in report["channels"].items():
             self.stdout.write(
-                f"{name:<24}{row['backlog']:>9}{row['oldest_message_age']:>10}"
-                f"{row['messages_per_second']:>9}{row['channel_full_total']:>7}"
+                f"{name:<{width}}{row['backlog']:>9}{row['oldest_message_age']:>10}"
+                f"{row['messages_per_second']:>9}{row['consumed_per_second']:>9}{row['channel_full_total']:>7}"
             )
-        self.stdout.write(f"ChannelFull in all: {report['channel_full_total']}")
+        self.stdout.write(
+            f"backlog for the workers: {report['backlog']}; ChannelFull in all: {report['channel_full_total']}"
+        )

@@ -1,0 +1,89 @@
+"""The Procfile, run the Heroku way by honcho: configuration only from an env file.
+
+The release command runs first (migrate, collectstatic), then one web process (daphne on
+$PORT, serving pages through the workers too) and two workers, against a real Redis and a
+real PostgreSQL. Nothing of the site's configuration is in the processes' environment
+except what the env file gives them.
+"""
+
+import shutil
+import signal
+import subprocess
+import time
+
+import requests
+
+from tests.integration.deploy.servers import Site, kill_marked, processes_marked, shared_tmpdir
+from tests.integration.deploy.traffic import check_chat, check_liveblog, seed
+from tests.support.processes import REPO, VENV_BIN, Process, RedisServer, free_port, wait_for_port
+
+PROCFILE = REPO / "Procfile"
+
+
+def honcho(*args: str) -> list:
+    return [str(VENV_BIN / "honcho"), "start", "-f", str(PROCFILE), *args]
+
+
+def wait_for_healthz(base: str, process: Process, timeout: float = 60) -> None:
+    """Until daphne answered /healthz from a worker (the web process serves pages via http.request)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.alive(), f"honcho exited:\n{process.tail()}"
+        try:
+            if requests.get(f"{base}/healthz", timeout=5).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"no /healthz from the web process:\n{process.tail()}")
+
+
+def test_procfile_release_web_and_two_workers_under_honcho_serve_the_liveblog_and_chat(fresh_database):
+    workdir = shared_tmpdir("deploy-procfile-")
+    redis = RedisServer(workdir).start()
+    site = Site(workdir, database_url=fresh_database(), redis_url=redis.url)
+    port = free_port()
+    env_file = site.write_env_file(workdir / ".env", PORT=str(port))
+    env = site.bare_env()
+    web = None
+    try:
+        release = subprocess.run(
+            honcho("-e", str(env_file), "release"), cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert release.returncode == 0, release.stdout + release.stderr
+        assert (site.static_root / "admin" / "css" / "base.css").exists(), "release should collect static files"
+
+        processes = honcho("-e", str(env_file), "-c", "web=1,worker=2", "web", "worker")
+        web = Process("honcho", processes, env=env, log_dir=workdir)
+        wait_for_port(port, timeout=60, process=web)
+        base, ws = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
+        wait_for_healthz(base, web)
+
+        seed(site, users=["alice", "bob"], rooms=["procfile"], liveblogs=["procfile"])
+        check_liveblog(site, "procfile", [ws], per_base=3)
+        check_chat(base, [ws], "procfile", {"alice": "alicealice", "bob": "bobbob"})
+
+        # Without a web server in front, the workers serve static files (WhiteNoise over
+        # what the release collected).
+        static = requests.get(f"{base}/static/admin/css/base.css", timeout=10)
+        assert static.status_code == 200
+        assert static.content == (site.static_root / "admin" / "css" / "base.css").read_bytes()
+
+        output = web.log_path.read_text(errors="replace")
+        for name in ("web.1", "worker.1", "worker.2"):
+            assert name in output, f"honcho should have run {name}:\n{output[-2000:]}"
+        assert output.count("Listening on channels") == 2, "each of the two workers should report its channels"
+
+        # Ctrl-C, or the platform stopping the dynos: everything goes.
+        web.send_signal(signal.SIGTERM)
+        web.popen.wait(60)
+        deadline = time.monotonic() + 30
+        while processes_marked(site.marker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert processes_marked(site.marker) == []
+    finally:
+        if web is not None:
+            web.stop()
+        kill_marked(site.marker)
+        redis.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
