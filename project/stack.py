@@ -6,6 +6,7 @@ and the rest to gunicorn. It migrates and seeds the demo data first. Ctrl-C stop
 """
 
 import os
+import pwd
 import socket
 import subprocess
 import sys
@@ -31,6 +32,10 @@ def stack_environment(base: dict) -> dict:
     env.setdefault("SITE_VAR", str(SITE_DIR / "var"))
     env.setdefault("DAPHNE_PROCESSES", "2")
     env.setdefault("WORKER_PROCESSES", "2")
+    # deploy/supervisor/site.conf's other pools; a laptop needs neither.
+    env.setdefault("WEBSOCKET_WORKER_PROCESSES", "0")
+    env.setdefault("SPARE_WORKER_PROCESSES", "0")
+    env.setdefault("SITE_USER", pwd.getpwuid(os.getuid()).pw_name)
     env.setdefault("GUNICORN_WORKERS", "2")
     env.setdefault("FRONTDOOR_BIND", f"127.0.0.1:{port}")
     env.setdefault("DAPHNE_BIND", f"127.0.0.1:{free_port()}")

@@ -1,0 +1,66 @@
+"""One server: deploy/supervisor's pools behind deploy/nginx, as docs/deploying.md sets them up."""
+
+import re
+import time
+
+import requests
+
+from tests.integration.deploy.traffic import check_chat, check_liveblog, seed
+
+CSS = "/static/admin/css/base.css"
+
+
+def wait_until(condition, what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout}s: {what}"
+        time.sleep(0.1)
+
+
+def test_sitectl_starts_every_pool_and_leaves_the_spare_workers_stopped(server):
+    deployment = server.deployment
+    status = deployment.status()
+    assert {name: status.get(name) for name in deployment.expected_running()} == {
+        name: "RUNNING" for name in deployment.expected_running()
+    }
+    assert {name: status.get(name) for name in deployment.spare_names()} == {
+        name: "STOPPED" for name in deployment.spare_names()
+    }
+    # The dedicated pool takes only what --only-channels gives it; the general pool everything.
+    dedicated = (deployment.var / "log" / "worker-websocket-0.log").read_text()
+    general = (deployment.var / "log" / "worker-0.log").read_text()
+    listening = re.compile(r"Listening on channels (.*)")
+    assert listening.search(dedicated).group(1).split(", ") == [
+        "websocket.connect",
+        "websocket.disconnect",
+        "websocket.receive",
+        "worker.health",
+    ]
+    assert {"http.request", "websocket.receive", "worker.health"} <= set(listening.search(general).group(1).split(", "))
+
+
+def test_the_liveblog_and_the_chat_work_through_nginx(server):
+    seed(server.site, rooms=["front-door"], liveblogs=["front-door"])
+    check_liveblog(server.site, "front-door", [server.ws], per_base=4)
+    check_chat(server.http, [server.ws], "front-door", {"alice": "alicealice", "bob": "bobbob"})
+
+
+def test_nginx_serves_the_collected_static_files_and_sends_pages_to_gunicorn(server):
+    static = requests.get(server.http + CSS, timeout=10)
+    assert static.status_code == 200
+    assert static.content == (server.site.static_root / "admin" / "css" / "base.css").read_bytes()
+    # Only the static location adds it: nginx answered from disk, gunicorn never saw it.
+    assert static.headers["X-Served-By"] == "nginx-static"
+    assert "max-age=604800" in static.headers["Cache-Control"]
+
+    page = requests.get(server.http + "/liveblog/?from=nginx", timeout=10)
+    assert page.status_code == 200
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert "X-Served-By" not in page.headers
+    gunicorn_log = server.deployment.var / "log" / "gunicorn.log"
+    wait_until(lambda: "GET /liveblog/?from=nginx" in gunicorn_log.read_text(), "gunicorn logs the page")
+
+    # gunicorn would serve the same file (WhiteNoise), but without nginx's header.
+    direct = requests.get(f"http://{server.deployment.gunicorn_bind}{CSS}", timeout=10)
+    assert direct.status_code == 200
+    assert "X-Served-By" not in direct.headers
