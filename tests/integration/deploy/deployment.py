@@ -13,7 +13,7 @@ from typing import Dict, List
 import requests
 
 from tests.integration.deploy.servers import Site, kill_marked
-from tests.support.processes import REPO, Process, free_port
+from tests.support.processes import REPO, VENV_BIN, Process, free_port
 
 SITECTL = REPO / "deploy" / "supervisor" / "sitectl"
 
@@ -38,6 +38,8 @@ class SupervisorDeployment:
         self.env_file = site.write_env_file(
             site.workdir / "site.env",
             SITE_VAR=str(self.var),
+            # The virtualenv running the tests, wherever the checkout is.
+            SITE_VENV=str(VENV_BIN.parent),
             DAPHNE_BIND=f"127.0.0.1:{self.daphne_port}",
             DAPHNE_PROCESSES=str(daphnes),
             WORKER_PROCESSES=str(workers),

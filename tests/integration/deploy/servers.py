@@ -98,6 +98,14 @@ def shared_tmpdir(prefix: str) -> Path:
     return path
 
 
+def remove_unless_kept(path: Path) -> None:
+    """Removes a test's directory, unless DEPLOY_TEST_KEEP is set to read its logs afterwards."""
+    if os.environ.get("DEPLOY_TEST_KEEP"):
+        print(f"kept {path}")
+        return
+    shutil.rmtree(path, ignore_errors=True)
+
+
 class PostgresCluster:
     """A throwaway PostgreSQL cluster owned by the `postgres` user, with trust authentication.
 
