@@ -339,8 +339,12 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
 
         A message for an ordinary channel may be on any shard, so all of them are asked
         before waiting, starting with the next in turn; asgi_redis asks only that one and
-        then waits on it while the others may hold messages. Waiting is on that shard and
-        on those of the process-local and single-reader channels.
+        then waits on it while the others may hold messages. Waiting is on every shard for
+        ordinary channels, in turn, and on those of the process-local and single-reader
+        channels: a worker that waited on one shard alone would leave a message sent to
+        another waiting for the whole blpop_timeout (5 s), longer than daphne gives a
+        WebSocket handshake. With several shards, an idle worker hears of a message within
+        about a second.
         """
         channels = list(channels)
         assert all(self.valid_channel_name(channel, receive=True) for channel in channels), "Channel name not valid"
@@ -359,7 +363,7 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
         for keys in shards.values():
             # No channel of the lot keeps the others waiting.
             random.shuffle(keys)
-        waiting_shards = [index for index in shards if (ordinary and index == first) or index in single_reader_shards]
+        waiting_shards = [index for index in shards if ordinary or index in single_reader_shards]
         return shards, waiting_shards
 
     def _take_args(self, keys: list[str], popped: tuple[int, str] | None = None) -> list[Any]:

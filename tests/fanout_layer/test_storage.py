@@ -6,6 +6,7 @@ import time
 from django.conf import settings
 
 from fanout_layer import FanoutRedisChannelLayer
+from fanout_layer.layer import _Wait
 from tests.fanout_layer.support import drain, raw_client, unique_prefixes
 
 DAPHNE = "daphne.response.AbCdEfGh!"
@@ -116,6 +117,28 @@ def test_ordinary_channels_are_received_from_every_shard(make_layer, redis_two):
     received = [layer.receive(["http.request"]) for _ in range(6)]
 
     assert sorted(message["n"] for _, message in received) == list(range(6))
+
+
+def test_a_blocking_receive_waits_on_every_shard_an_ordinary_channel_may_be_sent_to(make_layer, redis_two):
+    """Sends spread ordinary channels over the shards, so a worker that waited on one shard
+    alone would hear of a message on the other only after blpop_timeout."""
+    layer = make_layer(redis_two)
+    plan = layer._receive_plan(["websocket.connect", "websocket.receive"], block=True)
+    waits, reply = [], None
+    try:
+        while True:
+            call = plan.send(reply)
+            if isinstance(call, _Wait):
+                waits.append((call.index, call.timeout))
+                reply = None  # BLPOP timed out
+            else:
+                reply = [0]  # TAKE found nothing
+    except StopIteration as done:
+        assert done.value == (None, None)
+
+    assert sorted(index for index, _ in waits) == [0, 1]
+    # In turn, a short while each, so that neither shard waits on the other for long.
+    assert {timeout for _, timeout in waits} == {1}
 
 
 def test_channel_statistics_report_pending_messages_and_their_age(make_layer):
