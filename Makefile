@@ -56,5 +56,21 @@ test-unit: deps $(VENV)/.installed-dev
 test-integration: deps $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m "integration or browser" $(PYTEST_ARGS)
 
+# make bench: the benchmark's tools go into .venv; the Channels 4 peer gets a virtualenv of its own.
+PEER_VENV := bench/.venv-peer
+
+$(VENV)/.installed-bench: $(VENV)/.installed-dev requirements-bench.txt
+	$(BIN)/pip install --quiet -r requirements-bench.txt
+	@touch $@
+
+$(PEER_VENV)/.installed: bench/requirements-peer.txt
+	$(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/pip install --quiet --upgrade "pip==26.3"
+	$(PEER_VENV)/bin/pip install --quiet -r bench/requirements-peer.txt
+	@touch $@
+
+bench: deps $(VENV)/.installed-dev $(VENV)/.installed-bench $(PEER_VENV)/.installed
+	$(BIN)/python -m bench.run
+
 clean:
-	rm -rf $(VENV) $(REDIS_VENV) var staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(REDIS_VENV) $(PEER_VENV) var staticfiles .pytest_cache .ruff_cache

@@ -1,0 +1,792 @@
+"""Writes the benchmark's results: results.json, the PNG plots and the markdown report.
+
+`write(out, results)` puts the markdown at `out` and everything else in a folder beside
+it named after it (docs/benchmarks.md -> docs/benchmarks/).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter  # noqa: E402
+
+# Targets for the project's layer (issue 3).
+FANOUT_P99_MS = 100.0
+ECHO_P50_MS = 2.0
+ECHO_P99_MS = 10.0
+
+ORDER = ["fanout", "stock", "peer"]
+COLORS = {"fanout": "#1b9e77", "stock": "#d95f02", "peer": "#7570b3"}
+
+
+# Formatting
+
+
+def _n(value) -> str:
+    return "—" if value is None else f"{value:,}"
+
+
+def _ms(value) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.1f} ms" if value < 1000 else f"{value / 1000:,.2f} s"
+
+
+def _pct(value) -> str:
+    if value is None:
+        return "—"
+    return "100%" if value == 100 else f"{value:.1f}%"
+
+
+def _kib(value) -> str:
+    return "—" if value is None else f"{value / 1024:,.1f} KiB"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _targets(results: dict) -> list[tuple[str, dict]]:
+    return [(key, results["targets"][key]) for key in ORDER if key in results["targets"]]
+
+
+def _fanout(target: dict, size: int) -> dict | None:
+    return next((entry for entry in target.get("fanout", []) if entry["size"] == size), None)
+
+
+def _get(mapping: dict | None, *path, default=None):
+    for key in path:
+        if not isinstance(mapping, dict) or key not in mapping:
+            return default
+        mapping = mapping[key]
+    return mapping
+
+
+def _load_range(target: dict) -> str:
+    loads = [value for phase in target.get("phases", []) for value in (phase["load_before"][0], phase["load_after"][0])]
+    return f"{min(loads):.1f}–{max(loads):.1f}" if loads else "—"
+
+
+def _fully_measured(entry: dict | None) -> bool:
+    return bool(entry) and entry.get("complete_messages") == entry.get("messages") and entry.get("messages")
+
+
+# Targets
+
+
+def evaluate(results: dict) -> list[list[str]]:
+    """Rows of the targets table: target, measured, met or missed (and why)."""
+    project = results["targets"].get("fanout")
+    if project is None:
+        return []
+    peer = results["targets"].get("peer")
+    sizes = sorted(results["config"]["sizes"])
+    largest = sizes[-1]
+    rows = []
+
+    # 100% delivered at every size.
+    parts, lost = [], []
+    for size in sizes:
+        entry = _fanout(project, size)
+        pct = _get(entry, "delivered_pct")
+        parts.append(f"{size:,}: {_pct(pct)}")
+        if pct != 100 or _get(entry, "opened") != size:
+            lost.append(size)
+    live = project.get("liveblog")
+    parts.append(f"liveblog {_n(_get(live, 'opened'))} streams: {_pct(_get(live, 'delivered_pct'))}")
+    live_ok = _get(live, "delivered_pct") == 100
+    if not lost and live_ok:
+        verdict = "**met**"
+    else:
+        where = [f"{size:,} sockets" for size in lost] + ([] if live_ok else ["the liveblog"])
+        verdict = (
+            f"**missed** at {', '.join(where)}: see the fan-out table (sockets that failed to open "
+            "count as not delivered) and the layer's warnings in the phase's logs"
+        )
+    rows.append(["100% delivered at every size", ", ".join(parts), verdict])
+
+    # Fan-out p99 to the largest room.
+    entry = _fanout(project, largest)
+    p99 = _get(entry, "to_last_socket", "p99")
+    measured = (
+        f"p99 {_ms(p99)} (p50 {_ms(_get(entry, 'to_last_socket', 'p50'))}, {_n(_get(entry, 'messages'))} messages)"
+    )
+    if p99 is not None and _fully_measured(entry) and p99 < FANOUT_P99_MS:
+        verdict = "**met**"
+    elif p99 is None or not _fully_measured(entry):
+        verdict = "**missed**: not every message reached every socket"
+    else:
+        verdict = "**missed**: " + _fanout_cost(entry, project)
+    rows.append([f"fan-out to {largest:,} sockets: p99 under {FANOUT_P99_MS:.0f} ms", measured, verdict])
+
+    # Echo.
+    echo = project.get("echo", {})
+    cpu = echo.get("cpu_ms_per_round_trip", {})
+    for name, limit in (("p50", ECHO_P50_MS), ("p99", ECHO_P99_MS)):
+        value = _get(echo, "round_trips", name)
+        if value is not None and value < limit and not echo.get("lost"):
+            verdict = "**met**"
+        else:
+            verdict = "**missed**: " + _echo_cost(echo, cpu, name, project)
+        rows.append([f"echo round trip {name} under {limit:.0f} ms", _ms(value), verdict])
+
+    # Deliveries per CPU-second against the peer, at the largest size.
+    ours = _get(_fanout(project, largest), "deliveries_per_cpu_s")
+    theirs = _get(_fanout(peer, largest), "deliveries_per_cpu_s") if peer else None
+    measured = f"{_n(ours)} vs the peer's {_n(theirs)}"
+    if ours and theirs:
+        measured += f" ({ours / theirs:.1f}×)"
+    if ours is None or theirs is None:
+        verdict = "not measured" + ("" if peer else ": the peer did not run")
+    elif ours >= theirs:
+        verdict = "**met**"
+    else:
+        verdict = (
+            f"**missed**: {_per_delivery_us(_fanout(project, largest))} µs of server CPU per delivery against "
+            f"the peer's {_per_delivery_us(_fanout(peer, largest))} µs"
+        )
+    rows.append(
+        [f"fan-out deliveries per CPU-second at {largest:,} sockets, at least the Channels 4 peer's", measured, verdict]
+    )
+    return rows
+
+
+def _per_delivery_us(entry: dict | None) -> str:
+    if not entry or not entry.get("delivered"):
+        return "—"
+    return f"{1e6 * entry['cpu_s'] / entry['delivered']:.0f}"
+
+
+def _fanout_cost(entry: dict, target: dict) -> str:
+    messages = entry["messages"]
+    daphne_ms = 1000 * entry["cpu_by_kind_s"].get("daphne", 0) / messages / 2
+    client_ms = 1000 * entry["client_cpu_s"] / messages
+    return (
+        f"a message costs each daphne about {daphne_ms:.0f} ms of CPU to write to its {entry['opened'] // 2:,} "
+        f"sockets, and the client about {client_ms:.0f} ms to read them all, on 2 cores shared with the "
+        f"worker, Redis and whatever else runs (load average {_load_range(target)} during the run)"
+    )
+
+
+def _echo_cost(echo: dict, cpu: dict, name: str, target: dict) -> str:
+    if echo.get("lost"):
+        return f"{echo['lost']} round trips lost"
+    total = sum(cpu.values())
+    parts = ", ".join(f"{kind} {value:.1f} ms" for kind, value in cpu.items())
+    if name == "p50":
+        return (
+            f"the servers spend {total:.1f} ms of CPU per round trip ({parts}): the worker loads the channel "
+            "session and the user, checks the room, writes the message row and saves the session (two "
+            "SQLite transactions) before the group send, on top of four trips through Redis"
+        )
+    return (
+        f"the tail is where the machine's other load shows: a round trip that waits behind another process "
+        f"on one of the 2 cores (load average {_load_range(target)} during the run) takes several times the p50"
+    )
+
+
+# Plots
+
+
+def _plain_log_axis(axis, which: str, ticks: list[float] | None = None) -> None:
+    """A log axis labelled with plain numbers (10, 100, 1,000) rather than powers of ten."""
+    target = axis.xaxis if which == "x" else axis.yaxis
+    (axis.set_xscale if which == "x" else axis.set_yscale)("log")
+    if ticks:
+        target.set_major_locator(FixedLocator(ticks))
+    target.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}" if value >= 1 else f"{value:g}"))
+    target.set_minor_formatter(NullFormatter())
+
+
+def _save(figure, path: Path) -> str:
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path.name
+
+
+def plot_fanout_latency(results: dict, folder: Path) -> str:
+    figure, axis = plt.subplots(figsize=(7.5, 4.5))
+    for key, target in _targets(results):
+        entries = [entry for entry in target.get("fanout", []) if _fully_measured(entry)]
+        if not entries:
+            continue
+        sizes = [entry["size"] for entry in entries]
+        color = COLORS[key]
+        axis.plot(
+            sizes,
+            [entry["to_last_socket"]["p50"] for entry in entries],
+            "o-",
+            color=color,
+            label=f"{target['label']} p50",
+        )
+        axis.plot(
+            sizes,
+            [entry["to_last_socket"]["p99"] for entry in entries],
+            "s--",
+            color=color,
+            label=f"{target['label']} p99",
+        )
+    sizes = sorted(results["config"]["sizes"])
+    axis.axhline(FANOUT_P99_MS, color="grey", linewidth=0.8, linestyle=":")
+    axis.text(sizes[0], FANOUT_P99_MS * 1.05, f"p99 target ({FANOUT_P99_MS:.0f} ms)", color="grey", fontsize=8)
+    _plain_log_axis(axis, "x", sizes)
+    _plain_log_axis(axis, "y", [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000])
+    axis.set_xlabel("sockets in the room (over 2 daphnes)")
+    axis.set_ylabel("send → last socket has it (ms)")
+    axis.set_title("Fan-out latency (sizes where every socket got every message)")
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=8)
+    return _save(figure, folder / "fanout_latency.png")
+
+
+def _cdf(axis, quantiles: list[float], fraction: float, **style) -> None:
+    """Draws a distribution given as evenly spaced quantiles, scaled to the share that arrived."""
+    if not quantiles:
+        return
+    steps = len(quantiles) - 1
+    axis.plot(quantiles, [100 * fraction * step / steps for step in range(steps + 1)], **style)
+
+
+def plot_copies(results: dict, folder: Path, *, what: str) -> str | None:
+    """Share of sockets that have the message, against the time since it was sent (largest fan-out or liveblog)."""
+    figure, axis = plt.subplots(figsize=(7.5, 4.5))
+    drawn = False
+    for key, target in _targets(results):
+        if what == "fanout":
+            sizes = [entry["size"] for entry in target.get("fanout", [])]
+            entry = _fanout(target, max(sizes)) if sizes else None
+        else:
+            entry = target.get("liveblog")
+        if not entry or not entry.get("per_copy_quantiles_ms"):
+            continue
+        fraction = entry["delivered_pct"] / 100
+        _cdf(
+            axis,
+            entry["per_copy_quantiles_ms"],
+            fraction,
+            color=COLORS[key],
+            label=f"{target['label']} ({_pct(entry['delivered_pct'])} delivered)",
+        )
+        drawn = True
+    if not drawn:
+        plt.close(figure)
+        return None
+    _plain_log_axis(axis, "x", [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000])
+    axis.set_ylim(0, 102)
+    axis.set_ylabel("copies delivered (% of sockets × messages)")
+    if what == "fanout":
+        size = max(results["config"]["sizes"])
+        axis.set_xlabel("time since the send (ms)")
+        axis.set_title(f"Fan-out to {size:,} sockets: when each copy arrived")
+        name = "fanout_copies.png"
+    else:
+        axis.set_xlabel("time since post_create was called (ms)")
+        axis.set_title(f"Liveblog, {results['config']['liveblog_streams']:,} streams: when each copy arrived")
+        name = "liveblog_copies.png"
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=8, loc="lower right")
+    return _save(figure, folder / name)
+
+
+def plot_echo(results: dict, folder: Path) -> str | None:
+    figure, axis = plt.subplots(figsize=(7.5, 4.0))
+    drawn = False
+    for key, target in _targets(results):
+        samples = sorted(_get(target, "echo", "samples_ms", default=[]) or [])
+        if not samples:
+            continue
+        axis.plot(
+            samples,
+            [100 * (index + 1) / len(samples) for index in range(len(samples))],
+            color=COLORS[key],
+            label=target["label"],
+        )
+        drawn = True
+    if not drawn:
+        plt.close(figure)
+        return None
+    for limit, label in ((ECHO_P50_MS, "p50 target"), (ECHO_P99_MS, "p99 target")):
+        axis.axvline(limit, color="grey", linewidth=0.8, linestyle=":")
+        axis.text(limit, 2, f" {label}", color="grey", fontsize=8, rotation=90)
+    _plain_log_axis(axis, "x", [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000])
+    axis.set_xlabel("round trip (ms)")
+    axis.set_ylabel("round trips (%)")
+    axis.set_title("Echo: send to a room of one, until the message comes back")
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=8)
+    return _save(figure, folder / "echo.png")
+
+
+def plot_cpu_memory(results: dict, folder: Path) -> str | None:
+    targets = _targets(results)
+    sizes = sorted(results["config"]["sizes"])
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), gridspec_kw={"width_ratios": [2, 1]})
+    width = 0.8 / max(len(targets), 1)
+    for index, (key, target) in enumerate(targets):
+        values = [_get(_fanout(target, size), "deliveries_per_cpu_s", default=0) or 0 for size in sizes]
+        positions = [position + (index - (len(targets) - 1) / 2) * width for position in range(len(sizes))]
+        left.bar(positions, values, width, color=COLORS[key], label=target["label"])
+    left.set_xticks(range(len(sizes)), [f"{size:,}" for size in sizes])
+    left.set_xlabel("sockets in the room")
+    left.set_ylabel("deliveries per server CPU-second")
+    left.set_title("Fan-out efficiency (higher is better)")
+    left.grid(True, axis="y", alpha=0.3)
+    left.legend(fontsize=8)
+    labels, values, colors = [], [], []
+    for key, target in targets:
+        memory = _memory(target)
+        if memory:
+            labels.append(target["label"].replace(" (", "\n("))
+            values.append(memory["bytes_per_socket"] / 1024)
+            colors.append(COLORS[key])
+    right.bar(range(len(values)), values, color=colors)
+    right.set_xticks(range(len(values)), labels, fontsize=7)
+    right.set_ylabel("daphne RSS per idle socket (KiB)")
+    right.set_title("Memory per idle connection")
+    right.grid(True, axis="y", alpha=0.3)
+    return _save(figure, folder / "cpu_memory.png")
+
+
+def plot_http(results: dict, folder: Path) -> str | None:
+    rows = []
+    for key, target in _targets(results):
+        for server in ("gunicorn", "daphne"):
+            http = _get(target, "http", server)
+            if http:
+                rows.append((f"{server}\n{target['label']}".replace(" (", "\n("), http, COLORS[key]))
+    if not rows:
+        return None
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
+    positions = range(len(rows))
+    left.bar(positions, [http["requests_per_s"] or 0 for _, http, _ in rows], color=[color for *_, color in rows])
+    left.set_ylabel("requests per second")
+    left.set_title(f"GET {rows[0][1]['path']}, {rows[0][1]['clients']} clients")
+    right.bar(positions, [http["latency"]["p99"] or 0 for _, http, _ in rows], color=[color for *_, color in rows])
+    right.set_ylabel("p99 latency (ms)")
+    right.set_title("p99 latency")
+    for axis in (left, right):
+        axis.set_xticks(positions, [label for label, *_ in rows], fontsize=7)
+        axis.grid(True, axis="y", alpha=0.3)
+    return _save(figure, folder / "http.png")
+
+
+def _memory(target: dict) -> dict | None:
+    return next((entry["memory"] for entry in target.get("fanout", []) if "memory" in entry), None)
+
+
+# The markdown
+
+
+def markdown(results: dict, images: dict[str, str | None], folder_name: str) -> str:
+    config = results["config"]
+    machine = results["machine"]
+    versions = results["versions"]
+    sizes = sorted(config["sizes"])
+    targets = _targets(results)
+    minutes = results["duration_s"] / 60
+
+    def image(name: str, alt: str) -> str:
+        file = images.get(name)
+        return f"![{alt}]({folder_name}/{file})" if file else f"_({alt}: no data to plot.)_"
+
+    out = ["# Benchmarks", ""]
+    out.append(
+        f"Written by `make bench` on {results['started_utc']} at revision `{results.get('revision', '?')}`; "
+        f"the run took {minutes:.1f} minutes. "
+        f"The raw figures are in [{folder_name}/results.json]({folder_name}/results.json), the plots beside them."
+    )
+    if results.get("quick"):
+        out += ["", "**This is a `--quick` run: small sizes, for development only.**"]
+    out += [
+        "",
+        "The machine is a shared 2-core VM: other test suites ran beside this one, so latencies, and",
+        "their tails most of all, are noisy (the load averages per phase are in the results). CPU time per",
+        "delivery is the steadier figure. Re-run on a quiet machine to compare.",
+        "",
+        "## Targets (the project's layer)",
+        "",
+    ]
+    rows = evaluate(results)
+    if rows:
+        out.append(_table(["target", "measured", "verdict"], rows))
+    else:
+        out.append("_The project's layer was not run._")
+
+    out += ["", "## How to run it", ""]
+    out += [
+        "```sh",
+        "make bench                           # what wrote this page",
+        ".venv/bin/python -m bench.run --quick  # small sizes, writes var/bench-quick/ instead",
+        "```",
+        "",
+        f"`make bench` installs `requirements-bench.txt` into `.venv`, creates `bench/.venv-peer` from "
+        f"`bench/requirements-peer.txt`, then runs `.venv/bin/python -m bench.run`. This run: `{results['command']}`. "
+        "It starts every process itself on loopback ports (its own `redis-server` each time, never the "
+        "machine's Redis or PostgreSQL), bounds every loop in count and time, stops itself after 15 minutes "
+        "at most, and leaves no process behind.",
+        "",
+        "## The machine",
+        "",
+        _table(
+            ["", ""],
+            [
+                ["CPUs (nproc)", machine["nproc"]],
+                ["CPU model", machine["cpu_model"]],
+                ["memory", f"{machine['memory_gib']} GiB"],
+                ["kernel", machine["kernel"]],
+                ["OS", machine.get("os", "")],
+                ["temporary files (SQLite database)", machine.get("tmp_filesystem", "")],
+                ["open-file limit", results["process"]["nofile_soft"]],
+            ],
+        ),
+        "",
+        "## Versions",
+        "",
+    ]
+    site = versions["site"]
+    peer = versions.get("peer", {})
+    version_rows = [
+        ["Python", site["Python"], peer.get("Python", "")],
+        ["Django", site["Django"], peer.get("Django", "")],
+        ["channels", site["channels"], peer.get("channels", "")],
+        ["daphne", site["daphne"], peer.get("daphne", "")],
+        [
+            "channel layer",
+            f"asgi_redis {site['asgi_redis']} (+ fanout_layer)",
+            f"channels-redis {peer.get('channels-redis', '')}",
+        ],
+        ["redis-py", site["redis"], peer.get("redis", "")],
+        ["Twisted", site["Twisted"], peer.get("Twisted", "")],
+        ["autobahn", site["autobahn"], peer.get("autobahn", "")],
+        ["Redis server", versions["redis_server"], versions["redis_server"]],
+        ["gunicorn", site["gunicorn"], ""],
+        ["benchmark client", f"websockets {site['websockets']}", f"websockets {site['websockets']}"],
+    ]
+    out.append(_table(["", "site", "Channels 4 peer"], version_rows))
+
+    out += ["", "## What runs", ""]
+    out += [
+        "* **The site, project layer**: `CHANNEL_LAYER_BACKEND=fanout_layer.FanoutRedisChannelLayer` with the "
+        "settings' defaults (capacity 1,000, `process_local_capacity` 10,000, `receive_batch_size` 100, expiry 60 s).",
+        "* **The site, stock layer**: `CHANNEL_LAYER_BACKEND=asgi_redis.RedisChannelLayer` with "
+        "`CHANNEL_LAYER_CAPACITY=100`, asgi_redis's own default (`project/settings/base.py` would give it 1,000); "
+        "expiry 60 s and group expiry 86,400 s are asgi_redis's defaults too.",
+        "* Both: one `redis-server`, two daphne 1.4.2 processes (each on its own port; sockets alternate "
+        "between them), two `manage.py runworker`, gunicorn with two sync workers, `project.settings.test` "
+        "(the production settings but for fast password hashing), and SQLite in a temporary directory "
+        f"({machine.get('tmp_filesystem', '?')}), as `tests/integration/stack.py` starts them.",
+        "* **The Channels 4 peer** (`bench/peer/`, from `bench/.venv-peer`): a minimal `AsyncJsonWebsocketConsumer` "
+        "that does `group_add` on join and `group_send` on send, with the same frames, in two daphne 4 processes "
+        "on channels_redis with its defaults. It has no login, database, session, presence or history, and no "
+        "worker hop: per message it does less than the site.",
+        f"* Each target runs in phases, each on freshly started processes: (1) echo, fan-out to "
+        f"{', '.join(f'{size:,}' for size in sizes[:-1])} sockets and the plain pages; (2) fan-out to {sizes[-1]:,} "
+        "sockets and memory; (3) the liveblog. A lossy layer's leftovers (lost disconnects leave dead members "
+        "in groups) would otherwise weigh on the next measurement.",
+        f"* The clients: one asyncio process (this one) holds every socket, using websockets' sans-I/O protocol "
+        f"on plain asyncio transports. {config['users']} users log in once; their session cookies are shared "
+        "by many sockets (each socket is its own member of the room's group). Sockets open "
+        f"{config['connect_concurrency']} at a time, each joining the room before the next starts.",
+        f"* A fan-out message goes out only when the previous one reached every socket, or when none "
+        f"arrived for {config['quiet']:.0f} s (then the missing copies count as lost), {config['gap'] * 1000:.0f} ms "
+        "after. One warm-up message per room is not counted. Times are `time.time()` in one process: from just "
+        "before the sender's frame is written to when the last socket's bytes arrive. p99 of "
+        f"{config['messages']} messages is close to their maximum.",
+    ]
+
+    out += ["", "## Fan-out", ""]
+    out.append(
+        f"One room, {', '.join(f'{size:,}' for size in sizes)} sockets over the two daphnes, {config['messages']} "
+        "messages each, sent by a few members in turn (the site lets a socket send 10 messages in 10 s). "
+        "*Delivered*: copies received out of sockets × messages. *To the last socket*: from the send until "
+        "the last socket had it, over the messages every socket got. *Per copy*: from the send to each "
+        "copy's arrival. *Open*: sockets whose handshake succeeded; a join left unanswered for 30 s is noted "
+        "(such a socket still counts as a recipient)."
+    )
+    out.append("")
+    rows = []
+    for _, target in targets:
+        for size in sizes:
+            entry = _fanout(target, size)
+            if not entry:
+                rows.append([target["label"], f"{size:,}", "not measured"] + [""] * 6)
+                continue
+            opened = f"{entry['opened']:,}"
+            if entry.get("open_failures"):
+                opened += f" ({entry['open_failures']} failed)"
+            if entry.get("join_timeouts"):
+                opened += f" ({entry['join_timeouts']} joins unanswered)"
+            complete = f"{entry.get('complete_messages', 0)}/{entry.get('messages', 0)}"
+            rows.append(
+                [
+                    target["label"],
+                    f"{size:,}",
+                    opened,
+                    _pct(entry.get("delivered_pct")),
+                    complete,
+                    _ms(_get(entry, "to_last_socket", "p50")),
+                    _ms(_get(entry, "to_last_socket", "p99")),
+                    _ms(_get(entry, "per_copy", "p50")),
+                    _ms(_get(entry, "per_copy", "p99")),
+                ]
+            )
+    out.append(
+        _table(
+            [
+                "",
+                "sockets",
+                "open",
+                "delivered",
+                "messages everywhere",
+                "to last p50",
+                "to last p99",
+                "per copy p50",
+                "per copy p99",
+            ],
+            rows,
+        )
+    )
+    out += [
+        "",
+        image("fanout_latency", "fan-out latency by room size"),
+        "",
+        image("fanout_copies", "when each copy of a fan-out arrived"),
+    ]
+
+    out += ["", "## The stock layer's losses", ""]
+    stock = results["targets"].get("stock")
+    if stock:
+        out += _stock_losses(stock, sizes)
+    else:
+        out.append("_The stock layer was not run._")
+
+    out += ["", "## Echo", ""]
+    out.append(
+        f"{config['echo_round_trips']} round trips (20 more first to warm up), one at a time, 10 ms apart: a "
+        "socket alone in its room sends a message and waits for it to come back. The round trips take turns "
+        "over several such sockets on the first daphne (the site lets a socket send 10 messages in 10 s); "
+        "a socket whose join went unanswered is replaced and counted under *joins unanswered*. The path "
+        "is daphne → Redis → worker (`chat.consumers`, the database) → group send → Redis → daphne, for "
+        "the site; daphne → consumer → Redis → the same daphne for the peer. "
+        "*Server CPU* is the servers' CPU time per round trip."
+    )
+    out.append("")
+    rows = []
+    for _, target in targets:
+        echo = target.get("echo")
+        if not echo or "round_trips" not in echo:
+            rows.append([target["label"], "not measured", "", "", "", "", ""])
+            continue
+        trips = echo["round_trips"]
+        cpu = echo.get("cpu_ms_per_round_trip", {})
+        rows.append(
+            [
+                target["label"],
+                _ms(trips["p50"]),
+                _ms(trips["p90"]),
+                _ms(trips["p99"]),
+                str(echo["lost"]),
+                str(echo.get("join_failures", 0)),
+                ", ".join(f"{kind} {value:.2f} ms" for kind, value in cpu.items()),
+            ]
+        )
+    out.append(_table(["", "p50", "p90", "p99", "lost", "joins unanswered", "server CPU per round trip"], rows))
+    out += ["", image("echo", "echo round trips")]
+
+    out += ["", "## Liveblog", ""]
+    out.append(
+        f"{config['liveblog_streams']:,} streams on `/liveblog/bench/stream/` over the two daphnes; a separate "
+        f"process with the stack's settings calls `liveblog.services.post_create` {config['liveblog_posts']} times "
+        "(one warm-up first), each when the previous post reached every stream. The time runs from just before "
+        "`post_create` until the last stream has the post; *post_create* is how long the call itself took "
+        "(the row, the commit, and the group send that the commit triggers)."
+    )
+    out.append("")
+    rows = []
+    for _, target in targets:
+        live = target.get("liveblog")
+        if target.get("label") == results["targets"].get("peer", {}).get("label"):
+            continue
+        if not live or "delivered_pct" not in live:
+            rows.append([target["label"], "not measured", "", "", "", "", ""])
+            continue
+        rows.append(
+            [
+                target["label"],
+                f"{live['opened']:,}",
+                _pct(live["delivered_pct"]),
+                f"{live['complete_posts']}/{live['posts']}",
+                _ms(_get(live, "to_last_stream", "p50")),
+                _ms(_get(live, "to_last_stream", "p99")),
+                f"{_ms(_get(live, 'post_create', 'p50'))} / {_ms(_get(live, 'post_create', 'p99'))}",
+            ]
+        )
+    out.append(
+        _table(
+            ["", "streams", "delivered", "posts everywhere", "to last p50", "to last p99", "post_create p50 / p99"],
+            rows,
+        )
+    )
+    out += ["", image("liveblog_copies", "when each copy of a liveblog post arrived")]
+
+    out += ["", "## Plain pages", ""]
+    http_rows = []
+    for _, target in targets:
+        for server in ("gunicorn", "daphne"):
+            http = _get(target, "http", server)
+            if not http:
+                continue
+            via = "gunicorn (2 sync workers)" if server == "gunicorn" else "daphne ×2 → Redis → runworker ×2"
+            http_rows.append(
+                [
+                    target["label"],
+                    via,
+                    _n(http["requests_per_s"]),
+                    _ms(http["latency"]["p50"]),
+                    _ms(http["latency"]["p99"]),
+                    _n(http["ok"]),
+                    _n(http["errors"]),
+                ]
+            )
+    if http_rows:
+        first = next(_get(target, "http", "gunicorn") for _, target in targets if _get(target, "http", "gunicorn"))
+        out.append(
+            f"`GET {first['path']}` (a liveblog with 20 posts) from {first['clients']} client processes, each one "
+            f"request at a time on a kept-open connection where the server allows, for {config['http_seconds']:.0f} s "
+            f"(at most {config['http_max_requests']:,} requests each). The clients run on the same 2 cores. "
+            "gunicorn does not use the channel layer; it is measured in each target's run, which shows how much "
+            "the figures move from run to run."
+        )
+        out.append("")
+        out.append(_table(["", "served by", "requests/s", "p50", "p99", "requests", "errors"], http_rows))
+        out += ["", image("http", "plain pages")]
+    else:
+        out.append("_Not measured._")
+
+    out += ["", "## CPU and memory", ""]
+    out.append(
+        "*Server CPU*: utime + stime from `/proc/<pid>/stat` of the daphne, worker and Redis processes (daphne and "
+        "Redis for the peer), from after the warm-up message until the servers were idle again after the last one, "
+        "divided by the copies delivered. *Client CPU* is this process's, for comparison. *Memory per idle "
+        "connection*: the daphnes' RSS with the largest room's sockets open and joined, minus their RSS before the "
+        "first socket of that phase, divided by the sockets."
+    )
+    out.append("")
+    rows = []
+    for _, target in targets:
+        for size in sizes:
+            entry = _fanout(target, size)
+            if not entry or "cpu_s" not in entry:
+                continue
+            kinds = ", ".join(f"{kind} {value:.2f}" for kind, value in entry["cpu_by_kind_s"].items())
+            rows.append(
+                [
+                    target["label"],
+                    f"{size:,}",
+                    _n(entry["delivered"]),
+                    f"{entry['cpu_s']:.2f} s ({kinds})",
+                    f"{entry['client_cpu_s']:.2f} s",
+                    _ms(entry["cpu_ms_per_1000_deliveries"]),
+                    _n(entry["deliveries_per_cpu_s"]),
+                ]
+            )
+    out.append(
+        _table(
+            [
+                "",
+                "sockets",
+                "deliveries",
+                "server CPU",
+                "client CPU",
+                "server CPU per 1,000 deliveries",
+                "deliveries per CPU-second",
+            ],
+            rows,
+        )
+    )
+    out.append("")
+    rows = []
+    for _, target in targets:
+        memory = _memory(target)
+        if memory:
+            rows.append(
+                [
+                    target["label"],
+                    _n(memory["idle_sockets"]),
+                    f"{memory['daphne_rss_before_bytes'] / 2**20:,.1f} MiB",
+                    f"{memory['daphne_rss_after_bytes'] / 2**20:,.1f} MiB",
+                    _kib(memory["bytes_per_socket"]),
+                ]
+            )
+    out.append(
+        _table(["", "idle sockets", "daphne RSS before (both)", "with the sockets", "per idle connection"], rows)
+    )
+    out += ["", image("cpu_memory", "deliveries per CPU-second and memory per idle connection")]
+
+    errors = [(target["label"], error) for _, target in targets for error in target.get("errors", [])]
+    if errors:
+        out += ["", "## Errors", ""]
+        out += [f"* {label}: `{error}`" for label, error in errors]
+    out.append("")
+    return "\n".join(out)
+
+
+def _stock_losses(stock: dict, sizes: list[int]) -> list[str]:
+    lines = []
+    lossy = []
+    for size in sizes:
+        entry = _fanout(stock, size)
+        if entry and entry.get("delivered_pct") is not None and entry["delivered_pct"] < 100:
+            lossy.append(entry)
+    live = stock.get("liveblog")
+    if not lossy and not (live and live.get("delivered_pct", 100) < 100):
+        return ["The stock layer delivered every copy at every size in this run."]
+    for entry in lossy:
+        lost = entry["expected"] - entry["delivered"]
+        lines.append(
+            f"* **{entry['size']:,} sockets**: {lost:,} of {entry['expected']:,} copies lost "
+            f"({100 - entry['delivered_pct']:.1f}%); {entry['complete_messages']} of {entry['messages']} messages "
+            f"reached every socket. The copies that did arrive took p50 {_ms(entry['per_copy']['p50'])}, "
+            f"p99 {_ms(entry['per_copy']['p99'])} from the send."
+        )
+    if live and live.get("delivered_pct", 100) < 100:
+        lost = live["expected"] - live["delivered"]
+        lines.append(
+            f"* **Liveblog, {live['opened']:,} streams**: {lost:,} of {live['expected']:,} copies lost "
+            f"({100 - live['delivered_pct']:.1f}%); `post_create` took p50 {_ms(live['post_create']['p50'])} "
+            "(asgi_redis sends a group message to its members one by one)."
+        )
+    lines += [
+        "",
+        "Why: every socket of one daphne shares that daphne's reply channel (`daphne.response.<id>!`), and "
+        "asgi_redis caps a channel at `capacity` (100) messages. A group message to 500 sockets on one daphne "
+        "puts 500 messages into that one channel; sends past the first hundred not yet read fail with "
+        "`ChannelFull`, which `send_group` drops silently. The same cap applies to the `websocket.connect` "
+        "and `websocket.disconnect` channels, so bursts of handshakes or closes lose messages as well. The "
+        "project's layer gives process-local channels their own capacity (10,000), stores a group message once "
+        "per daphne and sends it in one round trip, and counts and logs any copy it has to leave out.",
+    ]
+    return lines
+
+
+def write(out: Path, results: dict) -> None:
+    folder = out.parent / out.stem
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    images = {
+        "fanout_latency": plot_fanout_latency(results, folder),
+        "fanout_copies": plot_copies(results, folder, what="fanout"),
+        "liveblog_copies": plot_copies(results, folder, what="liveblog"),
+        "echo": plot_echo(results, folder),
+        "cpu_memory": plot_cpu_memory(results, folder),
+        "http": plot_http(results, folder),
+    }
+    out.write_text(markdown(results, images, folder.name))

@@ -1,0 +1,315 @@
+"""`python -m bench.run [--quick]`: run the benchmark and write docs/benchmarks.md.
+
+One after the other: the site with the project's layer, the site with stock asgi_redis,
+and the Channels 4 peer. Each runs its measurements in phases, every phase on freshly
+started processes, so that what one leaves behind (a daphne's heap, a layer's lost
+disconnects) does not weigh on the next. Everything runs on loopback ports, every loop is
+bounded, and a time limit (--time-limit, 15 minutes by default) stops the run and its
+processes if something hangs. docs/benchmarks.md says what is measured and how.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import importlib.metadata
+import os
+import platform
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from . import report, scenarios
+from .targets import LAYERS, PEER_LABEL, PeerTarget, SiteTarget, peer_versions, redis_server_version
+
+REPO = Path(__file__).resolve().parent.parent
+SITE_PACKAGES = [
+    "Django",
+    "channels",
+    "daphne",
+    "asgi_redis",
+    "asgiref",
+    "redis",
+    "txredisapi",
+    "msgpack-python",
+    "Twisted",
+    "autobahn",
+    "gunicorn",
+    "websockets",
+    "matplotlib",
+]
+# The site's settings read these; the benchmark sets them itself (never the machine's own
+# Redis or PostgreSQL: each phase starts its own redis-server, the database is SQLite).
+CLEARED_ENV_PREFIXES = ("CHANNEL_LAYER_", "DJANGO_", "DATABASE_", "REDIS_URL", "GUNICORN_", "PORT")
+PAGE = "/liveblog/page/"
+
+Say = Callable[[str], None]
+
+
+class TimeLimit(BaseException):
+    """The run's time limit passed (or it was asked to stop): unwinds, stopping every process."""
+
+
+def _stop(signum, frame):
+    raise TimeLimit(f"stopped by {signal.Signals(signum).name}")
+
+
+def prepare_process() -> dict:
+    """Raises the open-file limit (the servers inherit it) and clears settings from the environment."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    for name in list(os.environ):
+        if name.startswith(CLEARED_ENV_PREFIXES):
+            del os.environ[name]
+    return {"nofile_soft": resource.getrlimit(resource.RLIMIT_NOFILE)[0]}
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def machine() -> dict:
+    cpuinfo = _read("/proc/cpuinfo").splitlines()
+    cpu_model = next(
+        (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
+        platform.processor() or "unknown",
+    )
+    memory_kb = next(
+        (int(line.split()[1]) for line in _read("/proc/meminfo").splitlines() if line.startswith("MemTotal:")), 0
+    )
+    try:
+        os_name = platform.freedesktop_os_release().get("PRETTY_NAME", "")
+    except OSError:
+        os_name = ""
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "memory_gib": round(memory_kb / 1024 / 1024, 1),
+        "cpu_model": cpu_model,
+        "kernel": platform.release(),
+        "os": os_name,
+        "tmp_filesystem": _filesystem_of(tempfile.gettempdir()),
+    }
+
+
+def _filesystem_of(path: str) -> str:
+    best, kind = "", "unknown"
+    for line in _read("/proc/mounts").splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and path.startswith(parts[1]) and len(parts[1]) > len(best):
+            best, kind = parts[1], parts[2]
+    return kind
+
+
+def revision() -> str:
+    """The commit measured, with "-dirty" when the work tree has changes beside it."""
+    try:
+        return subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def load_average() -> list[float]:
+    return [float(value) for value in _read("/proc/loadavg").split()[:3]]
+
+
+def versions(with_peer: bool) -> dict:
+    site = {"Python": platform.python_version()}
+    for name in SITE_PACKAGES:
+        try:
+            site[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            site[name] = "not installed"
+    result = {"site": site, "redis_server": redis_server_version()}
+    if with_peer:
+        result["peer"] = peer_versions()
+    return result
+
+
+def _ms(summary: dict | None) -> str:
+    if not summary or summary.get("p50") is None:
+        return "p50 -, p99 -"
+    return f"p50 {summary['p50']:.1f} ms, p99 {summary['p99']:.1f} ms"
+
+
+def _fanout_line(result: dict) -> str:
+    if "delivered_pct" not in result:
+        return f"{result['size']} sockets: {result.get('opened', 0)} opened, not measured"
+    return (
+        f"{result['opened']}/{result['size']} sockets open in {result['open_seconds']}s, "
+        f"{result['delivered_pct']}% delivered, to the last socket {_ms(result['to_last_socket'])}, "
+        f"{result['deliveries_per_cpu_s']} deliveries per CPU-second"
+    )
+
+
+# The phases. Each gets a started target and fills `results`, the target's section.
+
+
+async def phase_small(target, config: scenarios.Config, results: dict, say: Say) -> None:
+    """Echo, the small fan-outs and (for the site) the plain pages."""
+    await scenarios.warm_up(target, config)
+    say("echo")
+    results["echo"] = await scenarios.echo(target, config)
+    say(f"echo round trip {_ms(results['echo'].get('round_trips'))}")
+    for size in sorted(config.sizes)[:-1]:
+        say(f"fan-out to {size} sockets")
+        fanout = await scenarios.fanout(target, size, config, measure_memory=False)
+        say(_fanout_line(fanout))
+        results["fanout"].append(fanout)
+    if target.kind == "site":
+        say(f"plain pages: GET {PAGE}")
+        results["http"] = {
+            "gunicorn": await scenarios.http_pages([target.stack.gunicorn_port], PAGE, config),
+            "daphne": await scenarios.http_pages(target.stack.daphne_ports, PAGE, config),
+        }
+        say(
+            f"gunicorn {results['http']['gunicorn']['requests_per_s']} req/s, "
+            f"daphne {results['http']['daphne']['requests_per_s']} req/s"
+        )
+
+
+async def phase_large(target, config: scenarios.Config, results: dict, say: Say) -> None:
+    """The largest fan-out, with the memory of its idle sockets (on daphnes that held none before)."""
+    await scenarios.warm_up(target, config)
+    size = max(config.sizes)
+    say(f"fan-out to {size} sockets")
+    fanout = await scenarios.fanout(target, size, config, measure_memory=True)
+    say(_fanout_line(fanout))
+    results["fanout"].append(fanout)
+
+
+async def phase_liveblog(target, config: scenarios.Config, results: dict, say: Say) -> None:
+    await scenarios.warm_up(target, config)
+    say(f"liveblog, {config.liveblog_streams} streams")
+    results["liveblog"] = live = await scenarios.liveblog(target, config)
+    say(f"liveblog: {live.get('delivered_pct')}% delivered, to the last stream {_ms(live.get('to_last_stream'))}")
+
+
+Phase = Callable[..., Awaitable[None]]
+
+
+def run_phase(target, phase: Phase, config: scenarios.Config, results: dict, started: float) -> None:
+    """Starts the target's processes, runs one phase against them, stops them whatever happens."""
+
+    def say(what: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f}s] {target.label}: {what}", flush=True)
+
+    name = phase.__name__.removeprefix("phase_")
+    say(f"{name}: starting processes")
+    began = time.monotonic()
+    record = {"phase": name, "load_before": load_average()}
+    try:
+        target.start()
+        asyncio.run(phase(target, config, results, say))
+    except Exception as error:
+        say(f"FAILED: {error!r}")
+        traceback.print_exc()
+        print(target.logs(), file=sys.stderr)
+        results.setdefault("errors", []).append(f"{name}: {type(error).__name__}: {error}")
+    finally:
+        target.stop()
+        record.update(load_after=load_average(), seconds=round(time.monotonic() - began, 1))
+        results["phases"].append(record)
+
+
+def run_site(key: str, config: scenarios.Config, workdir: Path, started: float) -> dict:
+    layer = LAYERS[key]
+    results: dict = {"label": layer["label"], "backend": layer["backend"], "env": layer["env"], "fanout": []}
+    results["phases"] = []
+    for phase in (phase_small, phase_large, phase_liveblog):
+        target = SiteTarget(key, workdir / phase.__name__, users=config.users, rooms=rooms(config))
+        run_phase(target, phase, config, results, started)
+    results["fanout"].sort(key=lambda entry: entry["size"])
+    return results
+
+
+def run_peer(config: scenarios.Config, workdir: Path, started: float) -> dict:
+    results: dict = {"label": PEER_LABEL, "fanout": [], "phases": []}
+    for phase in (phase_small, phase_large):
+        run_phase(PeerTarget(workdir / phase.__name__), phase, config, results, started)
+    results["fanout"].sort(key=lambda entry: entry["size"])
+    return results
+
+
+def rooms(config: scenarios.Config) -> list[str]:
+    echo = [f"echo-{index}" for index in range(scenarios.echo_sockets(config))]
+    return ["warm", *echo, *(f"fan-{size}" for size in config.sizes)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for development (writes under var/)")
+    parser.add_argument("--out", help="markdown to write (default docs/benchmarks.md; var/bench-quick/ with --quick)")
+    parser.add_argument("--layers", default="fanout,stock", help="site layers to run: fanout, stock (default both)")
+    parser.add_argument("--no-peer", action="store_true", help="skip the Channels 4 peer")
+    parser.add_argument("--time-limit", type=float, default=900, help="seconds before the run stops itself (900)")
+    args = parser.parse_args(argv)
+
+    config = scenarios.QUICK if args.quick else scenarios.FULL
+    default_out = "var/bench-quick/benchmarks.md" if args.quick else "docs/benchmarks.md"
+    out = Path(args.out or REPO / default_out).resolve()
+    layers = [layer.strip() for layer in args.layers.split(",") if layer.strip()]
+    unknown = [layer for layer in layers if layer not in LAYERS]
+    if unknown:
+        parser.error(f"unknown layer(s): {', '.join(unknown)}")
+    with_peer = not args.no_peer
+    if with_peer and not PeerTarget.available():
+        print("bench/.venv-peer is missing (make bench creates it): skipping the Channels 4 peer", flush=True)
+        with_peer = False
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGALRM, _stop)
+    signal.alarm(int(args.time_limit))
+    started = time.monotonic()
+    results: dict = {
+        "command": "python -m bench.run" + "".join(f" {arg}" for arg in (sys.argv[1:] if argv is None else argv)),
+        "quick": args.quick,
+        "revision": revision(),
+        "started_utc": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "process": prepare_process(),
+        "machine": machine(),
+        "versions": versions(with_peer),
+        "config": scenarios.config_dict(config),
+        "targets": {},
+    }
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
+            for key in layers:
+                results["targets"][key] = run_site(key, config, Path(workdir) / key, started)
+            if with_peer:
+                results["targets"]["peer"] = run_peer(config, Path(workdir) / "peer", started)
+    except TimeLimit as stop:
+        print(f"bench: {stop}; every process is stopped, no report written", file=sys.stderr, flush=True)
+        return 2
+    finally:
+        signal.alarm(0)
+    results["duration_s"] = round(time.monotonic() - started, 1)
+    report.write(out, results)
+    shown = out.relative_to(REPO) if out.is_relative_to(REPO) else out
+    print(f"[{results['duration_s']:6.1f}s] wrote {shown} and {shown.parent / shown.stem}/", flush=True)
+    failed = [f"{part['label']}: {error}" for part in results["targets"].values() for error in part.get("errors", [])]
+    for failure in failed:
+        print(f"bench: failed: {failure}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,417 @@
+"""The measurements. Each one is bounded in count and in time, and returns plain data (JSON).
+
+Times are time.time() in every process on this machine: the clients (all in this
+process), the liveblog driver and the HTTP load processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from . import procstat
+from .stats import quantiles_ms, summary_ms
+from .targets import LIVEBLOG, REPO
+from .wsclient import Socket, Tally, close_many, open_many
+
+
+@dataclass(frozen=True)
+class Config:
+    """Sizes and bounds of one run; FULL for make bench, QUICK for development."""
+
+    sizes: tuple[int, ...] = (10, 100, 1000)
+    # Messages sent to each fan-out room (one more goes first to warm up, uncounted).
+    messages: int = 30
+    echo_round_trips: int = 300
+    liveblog_streams: int = 1000
+    liveblog_posts: int = 30
+    http_seconds: float = 6.0
+    http_clients: int = 4
+    http_max_requests: int = 20_000
+    users: int = 10
+    # Handshakes (and joins) in flight at once while opening sockets.
+    connect_concurrency: int = 20
+    # A message counts as lost for the sockets that do not have it when none has arrived
+    # for `quiet` seconds, or `message_limit` seconds after it was sent.
+    quiet: float = 1.0
+    message_limit: float = 10.0
+    # Pause after each fan-out message is everywhere (or given up on), before the next.
+    gap: float = 0.05
+    # Longest wait for the servers to finish the previous step (disconnects) before the next.
+    settle_limit: float = 90.0
+
+
+FULL = Config()
+QUICK = Config(
+    sizes=(10, 50),
+    messages=10,
+    echo_round_trips=50,
+    liveblog_streams=50,
+    liveblog_posts=5,
+    http_seconds=2.0,
+    http_max_requests=2_000,
+    users=4,
+    settle_limit=30.0,
+)
+
+
+def config_dict(config: Config) -> dict:
+    return asdict(config)
+
+
+def _all_pids(target) -> list[int]:
+    return [pid for pids in target.pids.values() for pid in pids]
+
+
+async def settle(target, *, limit: float, window: float = 0.5, busy: float = 0.03) -> float:
+    """Until the server processes together use under `busy` CPU-seconds per `window`; bounded by limit.
+
+    The event loop keeps running meanwhile, so open sockets still answer pings.
+    """
+    pids = _all_pids(target)
+    started = time.monotonic()
+    previous = sum(procstat.cpu_seconds(pid) for pid in pids)
+    while time.monotonic() - started < limit:
+        await asyncio.sleep(window)
+        current = sum(procstat.cpu_seconds(pid) for pid in pids)
+        if current - previous < busy:
+            break
+        previous = current
+    return round(time.monotonic() - started, 2)
+
+
+def send(socket: Socket, payload: dict) -> bool:
+    """Sends a frame; False, sending nothing, if the server has closed the socket meanwhile."""
+    if not socket.open:
+        return False
+    socket.send_json(payload)
+    return True
+
+
+def _sender(senders: list[Socket], number: int) -> Socket | None:
+    """The member whose turn it is to send, or the next one still open."""
+    turn = number % len(senders)
+    return next((socket for socket in senders[turn:] + senders[:turn] if socket.open), None)
+
+
+def _chat_message(room: str, tag: str, number: int) -> dict:
+    return {"command": "send", "room": room, "message": f"bench {tag} {number}"}
+
+
+async def warm_up(target, config: Config) -> None:
+    """A socket on each daphne joins the echo room and sends a few messages; then they close."""
+    tally = Tally("warm")
+    specs = [(target.chat_url(index), target.cookie(index)) for index in range(target.daphne_count)]
+    opened = await open_many(specs, on_text=tally.on_text, concurrency=2, join_room="warm")
+    try:
+        for number in range(5):
+            for socket in opened.sockets:
+                sent = time.time()
+                send(socket, _chat_message("warm", "warm", number))
+                await tally.wait(number, len(opened.sockets), since=sent, quiet=2.0, limit=5.0)
+    finally:
+        await close_many(opened.sockets, concurrency=4)
+    await settle(target, limit=config.settle_limit)
+
+
+# The site lets one socket send at most 10 chat messages in any 10 seconds; the benchmark
+# keeps under that by spreading its sends over several sockets.
+SENDS_PER_SOCKET = 8
+ECHO_WARM_UP = 20
+
+
+def echo_sockets(config: Config) -> int:
+    """How many sockets (each alone in its own room "echo-N") the echo round trips take turns on."""
+    return -(-(ECHO_WARM_UP + config.echo_round_trips) // SENDS_PER_SOCKET)
+
+
+async def echo(target, config: Config) -> dict:
+    """Round trips of a socket alone in a room: send, until its own message comes back.
+
+    One round trip at a time; the sockets (each in a room of its own, all on the first
+    daphne) take turns so that none sends more than SENDS_PER_SOCKET messages.
+    """
+    tally = Tally("echo")
+    count = echo_sockets(config)
+    sockets: list[Socket] = []
+    # A socket whose join goes unanswered is closed and replaced, and counted: the round
+    # trips are those of sockets in a room.
+    join_failures, failures = 0, []
+    for index in range(count):
+        for _ in range(3):
+            spec = (target.chat_url(0), target.cookie(index))
+            room = f"echo-{index}"
+            opened = await open_many([spec], on_text=tally.on_text, concurrency=1, join_room=room, timeout=10)
+            failures += opened.failures
+            if opened.sockets and not opened.join_timeouts:
+                sockets.append(opened.sockets[0])
+                break
+            join_failures += opened.join_timeouts
+            await close_many(opened.sockets, concurrency=1)
+        else:
+            await close_many(sockets, concurrency=config.connect_concurrency)
+            error = f"no socket joined echo-{index}: {'; '.join(failures[:3])}"
+            return {"error": error, "join_failures": join_failures}
+    round_trips, lost = [], 0
+    try:
+        await settle(target, limit=config.settle_limit)
+        for number in range(ECHO_WARM_UP + config.echo_round_trips):
+            if number == ECHO_WARM_UP:
+                cpu_before = procstat.cpu_by_kind(target.pids)
+            sent = time.time()
+            sending = send(sockets[number % count], _chat_message(f"echo-{number % count}", "echo", number))
+            if sending and await tally.wait(number, 1, since=sent, quiet=5.0, limit=5.0):
+                if number >= ECHO_WARM_UP:
+                    round_trips.append(tally.last[number] - sent)
+            elif number >= ECHO_WARM_UP:
+                lost += 1
+            await asyncio.sleep(0.01)
+        cpu = procstat.cpu_delta(cpu_before, procstat.cpu_by_kind(target.pids))
+    finally:
+        await close_many(sockets, concurrency=config.connect_concurrency)
+    await settle(target, limit=config.settle_limit)
+    return {
+        "round_trips": summary_ms(round_trips),
+        "lost": lost,
+        "sockets": count,
+        "join_failures": join_failures,
+        "open_failures": len(failures),
+        "errors": sum(len(socket.errors) for socket in sockets),
+        # Server CPU per round trip, by kind of process (the 10 ms pauses between them included).
+        "cpu_ms_per_round_trip": {kind: round(1000 * s / config.echo_round_trips, 3) for kind, s in cpu.items()},
+        "samples_ms": [round(x * 1000, 3) for x in round_trips],
+    }
+
+
+async def fanout(target, size: int, config: Config, *, measure_memory: bool) -> dict:
+    """`size` sockets in one room over both daphnes; one of them sends `config.messages` messages.
+
+    For each message: how many sockets got it, and the time from its send until the last
+    socket had it. Server CPU is counted over the messages only (not the joins or closes).
+    """
+    room = f"fan-{size}"
+    tag = f"fan{size}"
+    tally = Tally(tag)
+    specs = [(target.chat_url(index % target.daphne_count), target.cookie(index)) for index in range(size)]
+    result: dict = {"size": size, "room": room}
+    await settle(target, limit=config.settle_limit)
+    rss_before = sum(procstat.rss_bytes(pid) for pid in target.daphne_pids)
+    opened = await open_many(specs, on_text=tally.on_text, concurrency=config.connect_concurrency, join_room=room)
+    sockets: list[Socket] = opened.sockets
+    result.update(
+        opened=len(sockets),
+        open_failures=len(opened.failures),
+        open_failure_examples=opened.failures[:3],
+        join_timeouts=opened.join_timeouts,
+        open_seconds=round(opened.seconds, 2),
+    )
+    try:
+        if not sockets:
+            return result
+        result["settle_after_open_s"] = await settle(target, limit=config.settle_limit)
+        if measure_memory:
+            rss_after = sum(procstat.rss_bytes(pid) for pid in target.daphne_pids)
+            result["memory"] = {
+                "daphne_rss_before_bytes": rss_before,
+                "daphne_rss_after_bytes": rss_after,
+                "idle_sockets": len(sockets),
+                "bytes_per_socket": round((rss_after - rss_before) / len(sockets)),
+            }
+        # Members take turns to send (see SENDS_PER_SOCKET), alternating between the daphnes,
+        # among those whose join was answered (the others still count as recipients).
+        joined = [socket for socket in sockets if socket.joined.done()] or sockets
+        senders = joined[: max(1, -(-(config.messages + 1) // SENDS_PER_SOCKET))]
+        # Message 0 warms the room up and is not counted.
+        sent = time.time()
+        send(senders[0], _chat_message(room, tag, 0))
+        await tally.wait(0, len(sockets), since=sent, quiet=config.quiet, limit=config.message_limit)
+        await asyncio.sleep(config.quiet)
+        await settle(target, limit=10)
+
+        cpu_before = procstat.cpu_by_kind(target.pids)
+        client_before = time.process_time()
+        started = time.monotonic()
+        sends: dict[int, float] = {}
+        complete: list[int] = []
+        for number in range(1, config.messages + 1):
+            sent = time.time()
+            sends[number] = sent
+            sender = _sender(senders, number)
+            if sender is None:
+                break
+            sender.send_json(_chat_message(room, tag, number))
+            if await tally.wait(number, len(sockets), since=sent, quiet=config.quiet, limit=config.message_limit):
+                complete.append(number)
+            await asyncio.sleep(config.gap)
+        # Stragglers of the last message, then the servers finish what is queued.
+        await asyncio.sleep(config.quiet)
+        await settle(target, limit=10)
+        elapsed = time.monotonic() - started
+        cpu = procstat.cpu_delta(cpu_before, procstat.cpu_by_kind(target.pids))
+        client_cpu = time.process_time() - client_before
+
+        delivered = sum(tally.count[number] for number in sends)
+        expected = len(sockets) * len(sends)
+        to_last = [tally.last[number] - sends[number] for number in complete]
+        per_copy = [at - sends[number] for number in sends for at in tally.arrivals[number]]
+        cpu_total = sum(cpu.values())
+        result.update(
+            messages=len(sends),
+            complete_messages=len(complete),
+            delivered=delivered,
+            expected=expected,
+            delivered_pct=round(100 * delivered / expected, 3),
+            repeats=tally.repeats,
+            to_last_socket=summary_ms(to_last),
+            to_last_socket_samples_ms=[round(value * 1000, 3) for value in to_last],
+            per_copy=summary_ms(per_copy),
+            per_copy_quantiles_ms=quantiles_ms(per_copy),
+            elapsed_s=round(elapsed, 2),
+            cpu_s=round(cpu_total, 3),
+            cpu_by_kind_s={kind: round(value, 3) for kind, value in cpu.items()},
+            client_cpu_s=round(client_cpu, 3),
+            cpu_ms_per_1000_deliveries=round(1000 * 1000 * cpu_total / delivered, 2) if delivered else None,
+            deliveries_per_cpu_s=round(delivered / cpu_total) if cpu_total else None,
+            socket_errors=sum(len(socket.errors) for socket in sockets),
+        )
+        return result
+    finally:
+        await close_many(sockets, concurrency=config.connect_concurrency)
+        result["settle_after_close_s"] = await settle(target, limit=config.settle_limit)
+
+
+async def liveblog(target, config: Config) -> dict:
+    """Streams open on one liveblog; a separate process saves posts through the ORM.
+
+    The driver (bench/liveblog_driver.py) calls liveblog.services.post_create and says when
+    it started; the time runs from then until the last stream has the post.
+    """
+    tally = Tally("live")
+    size = config.liveblog_streams
+    specs = [(target.liveblog_url(index % target.daphne_count), None) for index in range(size)]
+    result: dict = {"streams": size}
+    await settle(target, limit=config.settle_limit)
+    opened = await open_many(specs, on_text=tally.on_text, concurrency=config.connect_concurrency)
+    sockets = opened.sockets
+    result.update(opened=len(sockets), open_failures=len(opened.failures), open_seconds=round(opened.seconds, 2))
+    if not sockets:
+        result["error"] = "; ".join(opened.failures[:3])
+        return result
+    log = open(Path(target.stack.log_dir) / "liveblog-driver.log", "ab")
+    driver = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.liveblog_driver",
+        LIVEBLOG,
+        "live",
+        cwd=str(REPO),
+        env=target.env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=log,
+    )
+    try:
+        await settle(target, limit=config.settle_limit)
+        starts: dict[int, float] = {}
+        saves: list[float] = []
+        complete: list[int] = []
+        for number in range(config.liveblog_posts + 1):
+            driver.stdin.write(f"{number}\n".encode())
+            await driver.stdin.drain()
+            line = await asyncio.wait_for(_posted_line(driver), 60)
+            started, saved = line["started"], line["saved"]
+            done = await tally.wait(number, len(sockets), since=started, quiet=config.quiet, limit=config.message_limit)
+            if number == 0:
+                continue  # Warm-up.
+            starts[number] = started
+            saves.append(saved - started)
+            if done:
+                complete.append(number)
+            await asyncio.sleep(config.gap)
+        await asyncio.sleep(config.quiet)
+        delivered = sum(tally.count[number] for number in starts)
+        expected = len(sockets) * len(starts)
+        per_copy = [at - starts[number] for number in starts for at in tally.arrivals[number]]
+        result.update(
+            posts=len(starts),
+            complete_posts=len(complete),
+            delivered=delivered,
+            expected=expected,
+            delivered_pct=round(100 * delivered / expected, 3) if expected else None,
+            to_last_stream=summary_ms([tally.last[number] - starts[number] for number in complete]),
+            to_last_stream_samples_ms=[round((tally.last[n] - starts[n]) * 1000, 3) for n in complete],
+            per_copy=summary_ms(per_copy),
+            per_copy_quantiles_ms=quantiles_ms(per_copy),
+            post_create=summary_ms(saves),
+        )
+        return result
+    finally:
+        driver.stdin.close()
+        try:
+            await asyncio.wait_for(driver.wait(), 15)
+        except TimeoutError:
+            driver.kill()
+            await driver.wait()
+        log.close()
+        await close_many(sockets, concurrency=config.connect_concurrency)
+        result["settle_after_close_s"] = await settle(target, limit=config.settle_limit)
+
+
+async def _posted_line(driver) -> dict:
+    while True:
+        line = await driver.stdout.readline()
+        if not line:
+            raise RuntimeError("the liveblog driver exited; see liveblog-driver.log")
+        if line.startswith(b"POSTED "):
+            return json.loads(line[len(b"POSTED ") :])
+
+
+async def http_pages(ports: list[int], path: str, config: Config) -> dict:
+    """`http_clients` processes GET `path` in a loop, one request at a time each, spread over ports."""
+    start_at = time.time() + 1.5
+    processes = []
+    for index in range(config.http_clients):
+        processes.append(
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bench.http_load",
+                "--port",
+                str(ports[index % len(ports)]),
+                "--path",
+                path,
+                "--seconds",
+                str(config.http_seconds),
+                "--max-requests",
+                str(config.http_max_requests),
+                "--start-at",
+                repr(start_at),
+                cwd=str(REPO),
+                stdout=asyncio.subprocess.PIPE,
+            )
+        )
+    reports = []
+    for process in processes:
+        try:
+            output, _ = await asyncio.wait_for(process.communicate(), config.http_seconds + 60)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            continue
+        reports.append(json.loads(output))
+    latencies = [value for report in reports for value in report["latencies"]]
+    ok = sum(report["ok"] for report in reports)
+    elapsed = max((report["elapsed"] for report in reports), default=0.0)
+    return {
+        "clients": config.http_clients,
+        "path": path,
+        "ok": ok,
+        "errors": sum(report["errors"] for report in reports),
+        "elapsed_s": round(elapsed, 2),
+        "requests_per_s": round(ok / elapsed, 1) if elapsed else None,
+        "latency": summary_ms(latencies),
+    }

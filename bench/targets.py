@@ -1,0 +1,255 @@
+"""What the benchmark drives: the site under one channel layer or the other, or the Channels 4 peer.
+
+A target starts its real processes on loopback ports, says where its WebSockets are and
+which processes count as the server (for CPU and memory), and stops them all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from tests.integration.clients import login_cookie
+from tests.integration.stack import Stack
+from tests.support.processes import REPO, Process, RedisServer, free_port, redis_server_binary, wait_for_port
+
+PEER_DIR = REPO / "bench" / "peer"
+PEER_VENV = REPO / "bench" / ".venv-peer"
+PEER_PACKAGES = ["Django", "channels", "channels-redis", "daphne", "redis", "msgpack", "Twisted", "autobahn"]
+
+PASSWORD = "bench-password"
+LIVEBLOG = "bench"
+PAGE_LIVEBLOG = "page"
+
+
+# The two layers the site runs under. The stock layer gets asgi_redis's own default
+# capacity (100): project/settings/base.py would otherwise give it 1,000.
+LAYERS = {
+    "fanout": {
+        "label": "project layer (fanout_layer)",
+        "backend": "fanout_layer.FanoutRedisChannelLayer",
+        "env": {},
+    },
+    "stock": {
+        "label": "stock asgi_redis",
+        "backend": "asgi_redis.RedisChannelLayer",
+        "env": {"CHANNEL_LAYER_CAPACITY": "100"},
+    },
+}
+PEER_LABEL = "Channels 4 peer"
+
+
+class SiteStack(Stack):
+    """The integration stack with a few more environment variables for every process."""
+
+    def __init__(self, workdir: Path, *, layer: str, extra_env: dict, daphnes: int = 2, workers: int = 2):
+        super().__init__(workdir, daphnes=daphnes, workers=workers, layer=layer)
+        self.extra_env = dict(extra_env)
+
+    @property
+    def env(self) -> dict:
+        env = super().env
+        env.update(self.extra_env)
+        return env
+
+    def stop(self) -> None:
+        # Every process is asked at once, so their shutdowns (a worker finishing its wait on
+        # Redis) overlap; Stack.stop then waits for each and kills what is left.
+        for process in [*self.daphnes, *self.workers, self.gunicorn]:
+            if process is not None:
+                process.send_signal(signal.SIGTERM)
+        super().stop()
+
+
+class SiteTarget:
+    """The site: Redis, two daphnes, two runworkers and gunicorn, with bench users, rooms and a liveblog."""
+
+    kind = "site"
+
+    def __init__(self, key: str, workdir: Path, *, users: int, rooms: list[str]):
+        layer = LAYERS[key]
+        self.key = key
+        self.label = layer["label"]
+        self.backend = layer["backend"]
+        self.stack = SiteStack(workdir, layer=layer["backend"], extra_env=layer["env"])
+        self.user_count = users
+        self.rooms = rooms
+        self.cookies: list[str] = []
+
+    def start(self) -> None:
+        self.stack.start()
+        self.stack.django(
+            "import json\n"
+            "from django.contrib.auth.models import User\n"
+            "from chat.services import room_create\n"
+            "from liveblog.services import liveblog_create, post_create\n"
+            f"for i in range({self.user_count}):\n"
+            f"    User.objects.create_user(f'bench{{i}}', password={PASSWORD!r})\n"
+            f"for slug in {self.rooms!r}:\n"
+            "    room_create(title=slug, slug=slug)\n"
+            f"liveblog_create(title='Bench', slug={LIVEBLOG!r})\n"
+            # The plain page the HTTP load reads: a liveblog with 20 posts.
+            f"page = liveblog_create(title='Page', slug={PAGE_LIVEBLOG!r})\n"
+            "for i in range(20):\n"
+            "    post_create(liveblog=page, body=f'Post {i}: ' + 'A paragraph of a liveblog post. ' * 8)\n"
+            "print(json.dumps(True))\n"
+        )
+        base = self.stack.http_url("")
+        # Logging in is slow next to a socket: a few users, each with many sockets.
+        self.cookies = [login_cookie(base, f"bench{i}", PASSWORD) for i in range(self.user_count)]
+
+    def stop(self) -> None:
+        self.stack.stop()
+
+    def logs(self) -> str:
+        return self.stack.logs()
+
+    @property
+    def daphne_count(self) -> int:
+        return len(self.stack.daphne_ports)
+
+    def chat_url(self, daphne: int) -> str:
+        return self.stack.ws_url("/chat/stream/", daphne)
+
+    def liveblog_url(self, daphne: int) -> str:
+        return self.stack.ws_url(f"/liveblog/{LIVEBLOG}/stream/", daphne)
+
+    def cookie(self, index: int) -> str | None:
+        return self.cookies[index % len(self.cookies)]
+
+    @property
+    def pids(self) -> dict[str, list[int]]:
+        """The processes a message goes through, by kind (gunicorn is not one of them)."""
+        return {
+            "daphne": [process.pid for process in self.stack.daphnes],
+            "worker": [process.pid for process in self.stack.workers],
+            "redis": [self.stack.redis.process.pid],
+        }
+
+    @property
+    def daphne_pids(self) -> list[int]:
+        return [process.pid for process in self.stack.daphnes]
+
+    @property
+    def env(self) -> dict:
+        return self.stack.env
+
+
+class PeerStack:
+    """Redis and two daphne 4 processes serving bench/peer from bench/.venv-peer."""
+
+    def __init__(self, workdir: Path, *, daphnes: int = 2):
+        self.workdir = workdir
+        self.log_dir = workdir / "logs"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.redis = RedisServer(self.log_dir)
+        self.daphne_count = daphnes
+        self.daphnes: list[Process] = []
+        self.daphne_ports: list[int] = []
+
+    @property
+    def env(self) -> dict:
+        env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "VIRTUAL_ENV"))}
+        env.update(
+            DJANGO_SETTINGS_MODULE="peerchat.settings",
+            REDIS_URL=self.redis.url,
+            PYTHONPATH=str(PEER_DIR),
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    def start(self) -> None:
+        self.redis.start()
+        for index in range(self.daphne_count):
+            port = free_port()
+            process = Process(
+                f"peer-daphne-{index}",
+                [str(PEER_VENV / "bin" / "daphne"), "-b", "127.0.0.1", "-p", str(port), "peerchat.asgi:application"],
+                env=self.env,
+                log_dir=self.log_dir,
+                cwd=PEER_DIR,
+            )
+            wait_for_port(port, process=process)
+            self.daphnes.append(process)
+            self.daphne_ports.append(port)
+
+    def stop(self) -> None:
+        for process in self.daphnes:
+            process.send_signal(signal.SIGTERM)
+        for process in self.daphnes:
+            process.stop()
+        self.redis.stop()
+
+    def logs(self, lines: int = 30) -> str:
+        processes = [*self.daphnes, self.redis.process]
+        return "\n".join(f"--- {p.name}\n{p.tail(lines)}" for p in processes if p is not None)
+
+
+class PeerTarget:
+    """The Channels 4 peer (bench/peer): consumers run in daphne, no workers, no login."""
+
+    kind = "peer"
+    key = "peer"
+    label = PEER_LABEL
+
+    def __init__(self, workdir: Path):
+        self.stack = PeerStack(workdir)
+
+    @staticmethod
+    def available() -> bool:
+        return (PEER_VENV / "bin" / "daphne").exists()
+
+    def start(self) -> None:
+        self.stack.start()
+
+    def stop(self) -> None:
+        self.stack.stop()
+
+    def logs(self) -> str:
+        return self.stack.logs()
+
+    @property
+    def daphne_count(self) -> int:
+        return len(self.stack.daphne_ports)
+
+    def chat_url(self, daphne: int) -> str:
+        return f"ws://127.0.0.1:{self.stack.daphne_ports[daphne]}/chat/stream/"
+
+    def cookie(self, index: int) -> str | None:
+        return None
+
+    @property
+    def pids(self) -> dict[str, list[int]]:
+        return {"daphne": [process.pid for process in self.stack.daphnes], "redis": [self.stack.redis.process.pid]}
+
+    @property
+    def daphne_pids(self) -> list[int]:
+        return [process.pid for process in self.stack.daphnes]
+
+
+def peer_versions() -> dict[str, str]:
+    code = (
+        "import importlib.metadata as m, json, sys\n"
+        f"names = {PEER_PACKAGES!r}\n"
+        "versions = {name: m.version(name) for name in names}\n"
+        "versions['Python'] = sys.version.split()[0]\n"
+        "print(json.dumps(versions))\n"
+    )
+    output = subprocess.run(
+        [str(PEER_VENV / "bin" / "python"), "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    return json.loads(output)
+
+
+def redis_server_version() -> str:
+    output = subprocess.run(
+        [redis_server_binary(), "--version"], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+    # "Redis server v=6.2.14 sha=... malloc=jemalloc-5.1.0 bits=64 build=..."
+    for part in output.split():
+        if part.startswith("v="):
+            return part[2:]
+    return output.strip()
