@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -32,22 +31,3 @@ def cpu_by_kind(pids: Mapping[str, Iterable[int]]) -> dict[str, float]:
 
 def cpu_delta(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, float]:
     return {kind: after[kind] - before[kind] for kind in before}
-
-
-def wait_quiet(pids: Iterable[int], *, limit: float = 60.0, window: float = 0.5, busy: float = 0.03) -> float:
-    """Waits until the processes together use less than `busy` CPU-seconds in a `window`.
-
-    Bounded by `limit` seconds; returns how long it waited. Between two measurements the
-    workers finish what the last one left (disconnects, presence notices), so that it is
-    not counted in the next.
-    """
-    pids = list(pids)
-    started = time.monotonic()
-    previous = sum(cpu_seconds(pid) for pid in pids)
-    while time.monotonic() - started < limit:
-        time.sleep(window)
-        current = sum(cpu_seconds(pid) for pid in pids)
-        if current - previous < busy:
-            break
-        previous = current
-    return time.monotonic() - started

@@ -182,9 +182,10 @@ def _echo_cost(echo: dict, cpu: dict, name: str, target: dict) -> str:
     parts = ", ".join(f"{kind} {value:.1f} ms" for kind, value in cpu.items())
     if name == "p50":
         return (
-            f"the servers spend {total:.1f} ms of CPU per round trip ({parts}): the worker loads the channel "
-            "session and the user, checks the room, writes the message row and saves the session (two "
-            "SQLite transactions) before the group send, on top of four trips through Redis"
+            f"the servers spend {total:.1f} ms of CPU per round trip ({parts}), more than the whole budget: "
+            "for each frame the worker loads the channel session and the user, checks the room, writes the "
+            "message row and saves the session (SQLite transactions) before the group send, and the message "
+            "goes through Redis on its way in and on its way out"
         )
     return (
         f"the tail is where the machine's other load shows: a round trip that waits behind another process "
