@@ -1,9 +1,21 @@
 """The chat stream, /chat/stream/: JSON commands in, JSON frames out (see README)."""
 
+import time
+
 from channels.auth import channel_session_user, channel_session_user_from_http
+from channels.security.websockets import allowed_hosts_only
 from channels.sessions import enforce_ordering
 
-from project.websocket import ClientError, accept, catch_client_error, decode_json_frame, send_frame
+from project import ratelimit
+from project.websocket import (
+    ClientError,
+    accept,
+    catch_client_error,
+    close_if_stalled,
+    decode_json_frame,
+    parse_id,
+    send_frame,
+)
 
 from . import conf, frames, selectors, services
 
@@ -12,7 +24,8 @@ def _since(payload: dict):
     since = payload.get("since")
     if since is None:
         return None
-    if isinstance(since, bool) or not isinstance(since, int) or since < 0:
+    # JSON integers only (not "5"), up to what the database can compare.
+    if not isinstance(since, int) or parse_id(since) is None:
         raise ClientError("invalid-since", "since must be the id of the last message received.")
     return since
 
@@ -47,7 +60,15 @@ def leave(message, payload: dict) -> None:
 
 def send(message, payload: dict) -> None:
     room = _joined_room(message, payload)
+    now = time.time()
+    sent = ratelimit.window_or_refuse(
+        message.channel_session.get("sent", []),
+        now=now,
+        limit=conf.RATE_LIMIT_MESSAGES,
+        period=conf.RATE_LIMIT_SECONDS,
+    )
     services.message_send(room=room, user=message.user, text=payload.get("message"))
+    message.channel_session["sent"] = [*sent, now]
 
 
 def history(message, payload: dict) -> None:
@@ -62,6 +83,9 @@ COMMANDS = {"join": join, "leave": leave, "send": send, "history": history}
 
 # Strict ordering: several workers take frames of one socket, and a "send" must not
 # overtake the "join" before it. Connect is ordered too, or every frame would wait on it.
+# The Origin of the handshake must be one of ALLOWED_HOSTS (a page of this site): another
+# site's page cannot open a socket with its visitor's session cookie.
+@allowed_hosts_only
 @enforce_ordering
 @channel_session_user_from_http
 @catch_client_error
@@ -73,6 +97,7 @@ def chat_connect(message) -> None:
     services.lobby_add(reply_channel=message.reply_channel.name)
 
 
+@close_if_stalled
 @enforce_ordering
 @channel_session_user
 @catch_client_error

@@ -1,4 +1,4 @@
-from typing import List
+from typing import List, Tuple
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 from project.websocket import ClientError
 
 from . import conf
-from .models import Message, Presence, Room
+from .models import LOBBY_GROUP, Message, Presence, Room
 
 User = AbstractBaseUser
 
@@ -58,3 +58,16 @@ def message_list_since(*, room: Room, since_id: int, limit: int = conf.CATCH_UP_
 
 def presence_rooms_for_channel(*, reply_channel: str) -> List[Room]:
     return [presence.room for presence in Presence.objects.filter(reply_channel=reply_channel).select_related("room")]
+
+
+def presence_sockets() -> List[Tuple[str, float]]:
+    """Every socket some room counts, with when it joined first (a timestamp)."""
+    first_joined: dict = {}
+    for reply_channel, joined in Presence.objects.values_list("reply_channel", "joined"):
+        first_joined[reply_channel] = min(joined.timestamp(), first_joined.get(reply_channel, joined.timestamp()))
+    return sorted(first_joined.items())
+
+
+def socket_group_names() -> List[str]:
+    """Every channel-layer group the chat puts sockets in: the lobby and each room's."""
+    return [LOBBY_GROUP, *(room.group_name for room in Room.objects.only("slug"))]

@@ -1,12 +1,12 @@
 """Writes to the chat. Broadcasts go out after the transaction commits."""
 
-from typing import List
+from typing import Callable, List
 
 from channels import Group
 from django.db import transaction
 from django.db.models import F
 
-from project.websocket import ClientError, frame_text
+from project.websocket import ClientError, broadcast_on_commit
 
 from . import conf, frames, selectors
 from .models import LOBBY_GROUP, Message, Presence, Room
@@ -14,16 +14,16 @@ from .selectors import User
 
 
 def _broadcast_on_commit(room: Room, payload: dict) -> None:
-    group, text = Group(room.group_name), frame_text(payload)
-    transaction.on_commit(lambda: group.send({"text": text}, immediately=True))
+    # A broadcast that fails (Redis down) is logged, never the save's failure: the members
+    # get what they missed with `since` when they reconnect.
+    broadcast_on_commit(room.group_name, payload)
 
 
 def _announce_presence(room: Room, notice: dict) -> None:
     _broadcast_on_commit(room, notice)
     # Staff-only rooms are not listed to everyone, so neither are their counts.
     if not room.staff_only:
-        text = frame_text(frames.presence_count(room=room, members=notice["members"]))
-        transaction.on_commit(lambda: Group(LOBBY_GROUP).send({"text": text}, immediately=True))
+        broadcast_on_commit(LOBBY_GROUP, frames.presence_count(room=room, members=notice["members"]))
 
 
 def lobby_add(*, reply_channel: str) -> None:
@@ -93,6 +93,17 @@ def socket_leave_all(*, reply_channel: str) -> List[Room]:
     for room in rooms:
         room_leave(room=room, reply_channel=reply_channel)
     return rooms
+
+
+def presence_sweep(*, gone: Callable[[str, float], bool]) -> int:
+    """Leaves every room for each socket that `gone(reply_channel, joined)` says is gone
+    (project/sockets.py); the rooms hear that its person left, if it was their last socket.
+    Returns how many presences it removed."""
+    removed = 0
+    for reply_channel, joined in selectors.presence_sockets():
+        if gone(reply_channel, joined):
+            removed += len(socket_leave_all(reply_channel=reply_channel))
+    return removed
 
 
 @transaction.atomic

@@ -115,6 +115,10 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
     # takes its connection for dead. A kept-open connection can die without a word (a
     # half-open TCP connection), and a BLPOP on it would wait forever.
     reply_timeout = 10
+    # Longest pause, in seconds, between attempts to reconnect a dropped Twisted receive
+    # connection. txredisapi's own is 10 s: a daphne would then take up to 10 s to hear
+    # from a Redis that has restarted, every socket's handshake waiting with it.
+    reconnect_delay = 1.0
 
     def __init__(self, *, process_local_capacity: int = 10_000, receive_batch_size: int = 100, **kwargs: Any):
         if process_local_capacity < 1:
@@ -425,6 +429,7 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
                 convertNumbers=False,
                 reconnect=True,
             )
+            connection._factory.maxDelay = self.reconnect_delay
             # txredisapi reports a failed first connection (refused password, a server that
             # never answers) on a Deferred that a lazy connection hands to no one.
             connection._connected.addErrback(self._log_connection_failure, index)

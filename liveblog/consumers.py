@@ -1,6 +1,7 @@
 """The liveblog stream: /liveblog/<slug>/stream/?since=<last post id>. Read-only for clients."""
 
 from channels import Group
+from channels.security.websockets import allowed_hosts_only
 from channels.sessions import channel_session
 
 from project.websocket import (
@@ -8,6 +9,7 @@ from project.websocket import (
     ClientError,
     accept,
     catch_client_error,
+    parse_id,
     query_param,
     send_frame,
 )
@@ -19,15 +21,15 @@ def _since(message) -> int:
     raw = query_param(message, "since")
     if raw is None:
         return 0
-    try:
-        since = int(raw)
-    except ValueError:
-        raise ClientError("invalid-since", "since must be the id of the last post received.")
-    if since < 0:
+    since = parse_id(raw)
+    if since is None:
         raise ClientError("invalid-since", "since must be the id of the last post received.")
     return since
 
 
+# The Origin of the handshake must be one of ALLOWED_HOSTS: the stream is public, but
+# another site's page has no business holding sockets on this one.
+@allowed_hosts_only
 @channel_session
 def stream_connect(message, slug: str) -> None:
     liveblog = selectors.liveblog_get(slug=slug)

@@ -1,19 +1,16 @@
 """Writes to a liveblog. Each one tells the open pages after the transaction commits."""
 
-from channels import Group
-from django.db import transaction
-
-from project.websocket import frame_text
+from project.websocket import broadcast_on_commit
 
 from . import frames
 from .models import Liveblog, Post
 
 
 def _broadcast(liveblog: Liveblog, payload: dict) -> None:
-    group = Group(liveblog.group_name)
-    text = frame_text(payload)
-    # A rollback must not announce a post that never existed, so wait for the commit.
-    transaction.on_commit(lambda: group.send({"text": text}, immediately=True))
+    # A rollback must not announce a post that never existed, so wait for the commit. A
+    # broadcast that fails (Redis down) is logged, and the save still succeeds: open pages
+    # get the post from their catch-up (`since`) when they reconnect.
+    broadcast_on_commit(liveblog.group_name, payload)
 
 
 def _clean_body(body: str) -> str:

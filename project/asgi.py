@@ -1,6 +1,9 @@
 """Entry point of the interface servers: `daphne project.asgi:channel_layer`.
 
-daphne only needs the channel layer; the consumers run in `manage.py runworker`.
+daphne only needs the channel layer; the consumers run in `manage.py runworker`. It gets
+the configured layer wrapped in InterfaceLayer (project/interface.py), which rides out a
+Redis outage: 503 and close 1013 instead of errors, sockets closed so that they reconnect
+when Redis comes back empty, snapshots of the open sockets for the sweep.
 """
 
 import os
@@ -9,4 +12,6 @@ from channels.asgi import get_channel_layer
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings.dev")
 
-channel_layer = get_channel_layer()
+from project.interface import InterfaceLayer  # noqa: E402  (needs the settings module named)
+
+channel_layer = InterfaceLayer(get_channel_layer())

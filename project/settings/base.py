@@ -37,6 +37,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Header limits Django 2.2 lacks (docs/security.md): an over-long Accept-Language is dropped.
+    "project.middleware.RequestLimitsMiddleware",
     # Serves static files from gunicorn and from daphne's workers alike, so that a
     # Procfile deploy with no web server in front still has the admin's CSS.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -109,6 +111,10 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 # Several URLs, comma-separated, shard the channel layer over several Redis servers.
 REDIS_HOSTS = env_list("REDIS_URL", "redis://127.0.0.1:6379/0")
 
+# The longest a WebSocket stays open, in seconds: daphne's --websocket_timeout in the
+# Procfile and deploy/supervisor/site.conf, and the default group expiry below.
+WEBSOCKET_MAX_AGE = 604800
+
 FANOUT_LAYER = "fanout_layer.FanoutRedisChannelLayer"
 CHANNEL_LAYERS = {
     "default": {
@@ -121,12 +127,22 @@ CHANNEL_LAYERS = {
             "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "asgi:"),
             # Seconds a message waits in a channel before it expires unread.
             "expiry": env_int("CHANNEL_LAYER_EXPIRY", 60),
-            # Group membership outlives any socket: daphne's websocket timeout is tied
-            # to it, so a short value would close healthy sockets.
-            "group_expiry": env_int("CHANNEL_LAYER_GROUP_EXPIRY", 86400),
+            # Seconds a group membership lasts. A socket open longer would silently stop
+            # hearing its groups, so daphne closes sockets at this age (its
+            # --websocket_timeout, which the Procfile and deploy/supervisor/site.conf set
+            # to the same 604800) and the page reconnects and catches up. A week, so that
+            # a page left open is not dropped every day; gone sockets' memberships are
+            # swept well before (SOCKET_SWEEP_SECONDS).
+            "group_expiry": env_int("CHANNEL_LAYER_GROUP_EXPIRY", WEBSOCKET_MAX_AGE),
             # Messages a channel holds before sends to it fail. With plain asgi_redis this
             # also bounds a group fan-out: every socket of one daphne shares its reply channel.
             "capacity": env_int("CHANNEL_LAYER_CAPACITY", 1000),
+            # A Redis that stops answering (a half-open connection) must not hang a worker
+            # or a request forever; longer than the layer's 5 s BLPOP.
+            "connection_kwargs": {
+                "socket_connect_timeout": env_int("REDIS_CONNECT_TIMEOUT", 5),
+                "socket_timeout": env_int("REDIS_SOCKET_TIMEOUT", 15),
+            },
         },
     },
 }
@@ -143,6 +159,38 @@ if CHANNEL_LAYERS["default"]["BACKEND"] == FANOUT_LAYER:
         }
     )
 
+# Faults and hostile input (README, docs/reliability.md, docs/security.md).
+# A WebSocket frame larger than this never enters Redis: the client gets "frame-too-large".
+WEBSOCKET_MAX_FRAME_BYTES = env_int("WEBSOCKET_MAX_FRAME_BYTES", 65536)
+# A socket whose frames have been parked this long, waiting for one that was lost with a
+# killed worker, is closed so that it reconnects (project/websocket.py close_if_stalled).
+# Less than CHANNEL_LAYER_EXPIRY, after which the parked frames themselves expire.
+WEBSOCKET_ORDER_STALL_SECONDS = env_int("WEBSOCKET_ORDER_STALL_SECONDS", 30)
+# Every daphne lists its open sockets in Redis this often (project/interface.py), and
+# notices a Redis that restarted empty; a daphne silent for three times as long is gone.
+SOCKET_HEARTBEAT_SECONDS = env_int("SOCKET_HEARTBEAT_SECONDS", 10)
+# How often each worker removes the presence and group memberships of gone sockets
+# (project/sockets.py); 0 turns it off (`manage.py sweep_sockets` does one sweep).
+SOCKET_SWEEP_SECONDS = env_int("SOCKET_SWEEP_SECONDS", 30)
+# How far apart the clocks of the daphne and worker hosts may be.
+SOCKET_CLOCK_SKEW_SECONDS = env_int("SOCKET_CLOCK_SKEW_SECONDS", 10)
+# Chat sends per socket: at most this many messages in any window of this many seconds.
+CHAT_RATE_LIMIT_MESSAGES = env_int("CHAT_RATE_LIMIT_MESSAGES", 10)
+CHAT_RATE_LIMIT_SECONDS = env_int("CHAT_RATE_LIMIT_SECONDS", 10)
+
+# Limits Django 2.2 lacks or has lower defaults for (docs/security.md). Files in one
+# multipart request (CVE-2023-24580; the setting of the same name in Django >= 3.2.18).
+DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DATA_UPLOAD_MAX_NUMBER_FILES", 100)
+FILE_UPLOAD_HANDLERS = [
+    "project.uploads.FileCountLimitUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
+# Longer Accept-Language headers are dropped (CVE-2023-23969; Django >= 3.2.17 uses 500).
+ACCEPT_LANGUAGE_HEADER_MAX_LENGTH = 500
+# Logins take as long for a user without a usable password as for any other (CVE-2024-39329).
+AUTHENTICATION_BACKENDS = ["project.auth.TimingSafeModelBackend"]
+
 # Bearer token for /ops/channels (project/monitoring.py); unset, only staff logins may read it.
 MONITORING_TOKEN = os.environ.get("MONITORING_TOKEN", "")
 
@@ -152,8 +200,12 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"},
     },
+    "filters": {
+        # A request path or a client's text in a log line cannot forge lines (CVE-2025-48432).
+        "escape_controls": {"()": "project.logs.EscapeControlCharacters"},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["escape_controls"]},
     },
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
     "loggers": {

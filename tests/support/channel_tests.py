@@ -15,16 +15,37 @@ IN_MEMORY_LAYERS = {
 }
 
 
+def _bytes(value) -> bytes:
+    return value if isinstance(value, bytes) else value.encode("latin-1")
+
+
+# What a browser sends on a page of the site: the consumers refuse other origins.
+SITE_ORIGIN = "http://localhost"
+
+
 class StreamClient(WSClient):
     """One WebSocket on one path: each frame goes through the project routing to its consumer, as
-    daphne and a worker would do, numbered with "order" as daphne numbers them."""
+    daphne and a worker would do, numbered with "order" as daphne numbers them.
 
-    def __init__(self, path: str, **kwargs):
+    Its handshake carries `origin` (the site's own by default; None sends no Origin header),
+    in daphne's header format: a list of [name, value] byte pairs."""
+
+    def __init__(self, path: str, *, origin: Optional[str] = SITE_ORIGIN, **kwargs):
         super().__init__(ordered=True, **kwargs)
         self.path = path
+        self.origin = origin
 
-    def connect(self) -> None:
-        self.send_and_consume("websocket.connect", path=self.path)
+    def handshake_headers(self) -> list:
+        headers = [[_bytes(name), _bytes(value)] for name, value in self.headers.items()]
+        if self.origin is not None:
+            headers.append([b"origin", self.origin.encode("latin-1")])
+        return headers
+
+    def connect(self, *, check_accept: bool = True) -> None:
+        """Fails unless the consumer accepted, when check_accept (see next_content otherwise)."""
+        self.send_and_consume(
+            "websocket.connect", {"headers": self.handshake_headers()}, path=self.path, check_accept=check_accept
+        )
 
     def send_json(self, payload) -> None:
         self.send_text(json.dumps(payload))

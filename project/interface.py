@@ -1,0 +1,171 @@
+"""The channel layer as a daphne process uses it: `daphne project.asgi:channel_layer`.
+
+daphne 1.4.2 handles a full channel (ChannelFull) well: a request gets 503, a WebSocket
+handshake 503, a socket whose frame cannot be queued is closed with 1013 ("try again
+later"). It handles a Redis that is down or restarting badly: an exception other than
+ChannelFull fails a handshake with 500 and is left unhandled in a frame, and the sockets
+that stay open have lost their group memberships once Redis comes back empty, so they
+would never hear another broadcast. InterfaceLayer wraps the configured layer and:
+
+* turns a Redis error on send into ChannelFull, so daphne answers 503 and closes with
+  1013 rather than failing;
+* keeps the sockets it has sent a websocket.connect for and not yet a disconnect, and
+  every SOCKET_HEARTBEAT_SECONDS writes that list to Redis (project/sockets.py sweeps
+  what other sockets left behind) and asks each Redis for its run_id: when one changed,
+  Redis restarted and forgot the groups, so every socket is closed with CLOSE_RECONNECT
+  and the pages reconnect and catch up with `since`;
+* keeps a frame larger than WEBSOCKET_MAX_FRAME_BYTES out of Redis: the worker gets its
+  size in its place and answers "frame-too-large".
+
+Everything else (receive_twisted, group_expiry, extensions, ChannelFull...) is the
+wrapped layer's.
+"""
+
+import logging
+import time
+from collections import deque
+from typing import Any, Deque, List, Optional, Set, Tuple
+
+from django.conf import settings
+from twisted.internet import defer, task
+
+from project import sockets
+from project.outages import REDIS_ERRORS
+from project.websocket import CLOSE_RECONNECT, OVERSIZED_KEY
+
+logger = logging.getLogger(__name__)
+
+
+class InterfaceLayer:
+    def __init__(self, layer):
+        self._layer = layer
+        self._sockets: Set[str] = set()
+        # Messages for daphne that did not come from Redis (closes), or that came while
+        # daphne was handed a close instead: handed out before anything else.
+        self._ready: Deque[Tuple[str, dict]] = deque()
+        self._waiter: Optional[defer.Deferred] = None
+        self._receiving: Optional[defer.Deferred] = None
+        self._send_channel: Optional[str] = None
+        self._heartbeat: Optional[task.LoopingCall] = None
+        self._run_ids: Optional[List[str]] = None
+        self._redis_down = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._layer, name)
+
+    def __str__(self) -> str:
+        return f"InterfaceLayer({self._layer})"
+
+    @property
+    def open_sockets(self) -> Set[str]:
+        return set(self._sockets)
+
+    # Sending: what daphne pushes into Redis.
+
+    def send(self, channel: str, message: dict) -> None:
+        reply_channel = message.get("reply_channel")
+        if channel == "websocket.receive":
+            message = self._bounded(message)
+        elif channel == "websocket.disconnect":
+            # Gone whether or not Redis takes the message: the sweep finds it missing.
+            self._sockets.discard(reply_channel)
+        try:
+            self._layer.send(channel, message)
+        except REDIS_ERRORS as error:
+            logger.warning("Redis refused %s (%s): answering as if the channel were full", channel, error)
+            self._redis_down = True
+            if channel == "websocket.receive":
+                self._sockets.discard(reply_channel)
+            raise self._layer.ChannelFull(channel) from error
+        except self._layer.ChannelFull:
+            # daphne closes a socket whose frame it cannot queue, and says nothing more.
+            if channel == "websocket.receive":
+                self._sockets.discard(reply_channel)
+            raise
+        if channel == "websocket.connect":
+            self._sockets.add(reply_channel)
+
+    def _bounded(self, message: dict) -> dict:
+        payload = message.get("text")
+        size = len(payload.encode("utf8")) if payload is not None else len(message.get("bytes") or b"")
+        if size <= settings.WEBSOCKET_MAX_FRAME_BYTES:
+            return message
+        logger.info("Frame of %d bytes from %s kept out of Redis", size, message.get("reply_channel"))
+        bounded = {key: value for key, value in message.items() if key not in ("text", "bytes")}
+        bounded[OVERSIZED_KEY] = size
+        return bounded
+
+    # Receiving: what daphne takes for its sockets.
+
+    def receive_twisted(self, channels):
+        """The wrapped layer's receive_twisted, except that closes this layer decided on go first."""
+        self._start(channels)
+        if self._ready:
+            return defer.succeed(self._ready.popleft())
+        waiter = defer.Deferred()
+        self._waiter = waiter
+        if self._receiving is None:
+            receiving = self._layer.receive_twisted(channels)
+            self._receiving = receiving
+            receiving.addCallbacks(self._received, self._receive_failed)
+        return waiter
+
+    def _received(self, result) -> None:
+        self._receiving = None
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            waiter.callback(result)
+        elif result and result[0] is not None:
+            # daphne was handed a close meanwhile: keep the message for its next call.
+            self._ready.append(result)
+
+    def _receive_failed(self, failure) -> None:
+        self._receiving = None
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            waiter.errback(failure)
+        else:
+            logger.warning("receive failed: %s", failure.getErrorMessage())
+
+    def _deliver_ready(self) -> None:
+        if self._waiter is not None and self._ready:
+            waiter, self._waiter = self._waiter, None
+            waiter.callback(self._ready.popleft())
+
+    # The heartbeat: snapshots of the open sockets, and Redis restarts.
+
+    def _start(self, channels) -> None:
+        if self._heartbeat is not None:
+            return
+        self._send_channel = next((channel for channel in channels if channel.endswith("!")), None)
+        if self._send_channel is None:
+            return
+        self._heartbeat = task.LoopingCall(self.beat)
+        self._heartbeat.start(settings.SOCKET_HEARTBEAT_SECONDS, now=True).addErrback(
+            lambda failure: logger.error("heartbeat stopped: %s", failure.getTraceback())
+        )
+
+    def beat(self) -> None:
+        """One heartbeat: the snapshot of open sockets, and a check that no Redis restarted."""
+        try:
+            run_ids = [self._layer.connection(index).info("server")["run_id"] for index in range(self._layer.ring_size)]
+            sockets.write_snapshot(self._layer, self._send_channel, self._sockets, now=time.time())
+        except REDIS_ERRORS as error:
+            if not self._redis_down:
+                logger.warning("Redis unreachable (%s); %d socket(s) wait for it", error, len(self._sockets))
+            self._redis_down = True
+            return
+        if self._redis_down:
+            logger.info("Redis reachable again")
+            self._redis_down = False
+        if self._run_ids is not None and run_ids != self._run_ids:
+            self.close_all("Redis restarted and lost every group membership")
+        self._run_ids = run_ids
+
+    def close_all(self, reason: str) -> None:
+        """Closes every open socket with CLOSE_RECONNECT; the pages reconnect and catch up."""
+        logger.warning("%s: closing %d socket(s) so that they reconnect", reason, len(self._sockets))
+        for reply_channel in sorted(self._sockets):
+            self._ready.append((reply_channel, {"close": CLOSE_RECONNECT}))
+        self._sockets.clear()
+        self._deliver_ready()

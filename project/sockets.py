@@ -1,0 +1,199 @@
+"""Which WebSockets are gone, and the sweep that forgets them.
+
+A socket's presence rows and group memberships are removed by its websocket.disconnect.
+Some disconnects never come: a daphne killed with SIGKILL sends none, a daphne cannot send
+one while Redis is down, and a disconnect parked behind a lost frame by enforce_ordering
+never runs. Without a sweep those sockets would be counted in their rooms and sent every
+group message until the group expiry (a week).
+
+Every daphne lists its open sockets in Redis every SOCKET_HEARTBEAT_SECONDS
+(project/interface.py writes the snapshot with write_snapshot()). A socket is gone when:
+
+* its daphne's latest snapshot, taken after the socket joined (with SOCKET_CLOCK_SKEW_SECONDS
+  to spare), does not list it; or
+* its daphne has written no snapshot for three heartbeats (the snapshot's expiry) while
+  Redis has been up that long: the daphne is dead.
+
+Each runworker sweeps every SOCKET_SWEEP_SECONDS in a thread (start_sweeper), and
+`manage.py sweep_sockets` sweeps once. Only channels of daphne processes are judged;
+anything else (a test client's channel) is never taken for gone.
+"""
+
+import json
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Dict, FrozenSet, Iterable, List, Optional, Tuple
+
+from channels import DEFAULT_CHANNEL_LAYER, channel_layers
+from django.conf import settings
+from django.db import connection as db_connection
+
+from project.outages import REDIS_ERRORS
+
+logger = logging.getLogger(__name__)
+
+DAPHNE_PREFIX = "daphne.response."
+
+
+def daphne_of(channel: str) -> Optional[str]:
+    """The process-local part of a daphne reply channel ("daphne.response.AbCd!"), or None."""
+    name, bang, _ = channel.partition("!")
+    if not bang or not name.startswith(DAPHNE_PREFIX):
+        return None
+    return name + "!"
+
+
+def snapshot_key(layer, daphne: str) -> str:
+    return f"{layer.prefix}:sockets:{daphne}"
+
+
+def dead_after() -> int:
+    """Seconds without a snapshot after which a daphne is taken for dead."""
+    return 3 * settings.SOCKET_HEARTBEAT_SECONDS
+
+
+def write_snapshot(layer, daphne: str, sockets: Iterable[str], *, now: float) -> None:
+    """Records that the daphne `daphne` has exactly these sockets open (full channel names) now."""
+    local_parts = sorted(channel[len(daphne) :] for channel in sockets if channel.startswith(daphne))
+    layer.connection(0).set(
+        snapshot_key(layer, daphne), json.dumps({"at": now, "sockets": local_parts}), ex=dead_after()
+    )
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    at: float
+    local_parts: FrozenSet[str]
+
+
+@dataclass
+class Liveness:
+    """What the sweep knows: each daphne's latest snapshot, and how long Redis has been up."""
+
+    snapshots: Dict[str, Snapshot]
+    redis_uptime: float
+    now: float
+    dead_after: float
+    clock_skew: float
+    gone_daphnes: set = field(default_factory=set)
+
+    def gone(self, channel: str, since: float) -> bool:
+        """Whether the socket `channel`, known to the caller since `since` (a timestamp), is gone."""
+        daphne = daphne_of(channel)
+        if daphne is None:
+            return False
+        snapshot = self.snapshots.get(daphne)
+        if snapshot is not None:
+            return channel[len(daphne) :] not in snapshot.local_parts and since < snapshot.at - self.clock_skew
+        # No snapshot: either the daphne is dead or Redis lost it (restarted empty) less than
+        # dead_after ago, in which case the daphne writes a new one soon.
+        if self.redis_uptime >= self.dead_after and since < self.now - self.dead_after:
+            self.gone_daphnes.add(daphne)
+            return True
+        return False
+
+
+def read_liveness(layer, daphnes: Iterable[str], *, now: Optional[float] = None) -> Liveness:
+    daphnes = sorted(set(daphnes))
+    redis = layer.connection(0)
+    snapshots = {}
+    if daphnes:
+        for daphne, raw in zip(daphnes, redis.mget([snapshot_key(layer, daphne) for daphne in daphnes]), strict=True):
+            if raw:
+                data = json.loads(raw)
+                snapshots[daphne] = Snapshot(at=float(data["at"]), local_parts=frozenset(data["sockets"]))
+    return Liveness(
+        snapshots=snapshots,
+        redis_uptime=float(redis.info("server")["uptime_in_seconds"]),
+        now=time.time() if now is None else now,
+        dead_after=dead_after(),
+        clock_skew=settings.SOCKET_CLOCK_SKEW_SECONDS,
+    )
+
+
+def group_members(layer, group: str) -> List[Tuple[str, float]]:
+    """A group's members and when each was added, as asgi_redis and fanout_layer keep them
+    (a sorted set scored by the time of group_add)."""
+    redis = layer.connection(layer.consistent_hash(group))
+    cutoff = time.time() - layer.group_expiry
+    return [
+        (member.decode("utf8"), score)
+        for member, score in redis.zrange(layer._group_key(group), 0, -1, withscores=True)
+        if score > cutoff
+    ]
+
+
+def swept_groups() -> List[str]:
+    """Every group the apps put sockets in."""
+    from chat import selectors as chat_selectors
+    from liveblog import selectors as liveblog_selectors
+
+    return [*chat_selectors.socket_group_names(), *liveblog_selectors.liveblog_group_names()]
+
+
+@dataclass
+class SweepReport:
+    presences: int = 0
+    memberships: int = 0
+    dead_daphnes: List[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"presences": self.presences, "memberships": self.memberships, "dead_daphnes": self.dead_daphnes}
+
+
+def sweep(layer=None, *, now: Optional[float] = None) -> SweepReport:
+    """Removes the presence rows and group memberships of gone sockets; says how many."""
+    from chat import selectors as chat_selectors
+    from chat import services as chat_services
+
+    if layer is None:
+        layer = channel_layers[DEFAULT_CHANNEL_LAYER].channel_layer
+    presences = chat_selectors.presence_sockets()
+    members = {group: group_members(layer, group) for group in swept_groups()}
+    channels = [channel for channel, _ in presences] + [c for pairs in members.values() for c, _ in pairs]
+    liveness = read_liveness(layer, filter(None, map(daphne_of, channels)), now=now)
+    report = SweepReport()
+    report.presences = chat_services.presence_sweep(gone=liveness.gone)
+    for group, pairs in members.items():
+        for channel, since in pairs:
+            if liveness.gone(channel, since):
+                layer.group_discard(group, channel)
+                report.memberships += 1
+    report.dead_daphnes = sorted(liveness.gone_daphnes)
+    if report.presences or report.memberships:
+        logger.info(
+            "Swept gone sockets: %d presence(s), %d group membership(s); dead daphnes: %s",
+            report.presences,
+            report.memberships,
+            ", ".join(report.dead_daphnes) or "none",
+        )
+    return report
+
+
+def _sweep_forever(interval: float) -> None:
+    # Workers started together would sweep together: spread them over the interval.
+    time.sleep(random.uniform(0.5, 1.0) * interval)
+    while True:
+        try:
+            sweep()
+        except REDIS_ERRORS as error:
+            # Redis down: the next sweep tries again.
+            logger.warning("socket sweep skipped: %s", error)
+        except Exception:
+            logger.exception("socket sweep failed")
+        finally:
+            db_connection.close()
+        time.sleep(interval)
+
+
+def start_sweeper(sender, **kwargs) -> None:
+    """worker_process_ready receiver: sweeps gone sockets every SOCKET_SWEEP_SECONDS, in a thread."""
+    interval = settings.SOCKET_SWEEP_SECONDS
+    if interval <= 0:
+        return
+    thread = threading.Thread(target=_sweep_forever, args=(interval,), name="socket-sweeper", daemon=True)
+    thread.start()
+    logger.info("Sweeping gone sockets every %ss", interval)
