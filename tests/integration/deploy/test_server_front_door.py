@@ -2,6 +2,7 @@
 
 import re
 import time
+from pathlib import Path
 
 import requests
 
@@ -64,3 +65,21 @@ def test_nginx_serves_the_collected_static_files_and_sends_pages_to_gunicorn(ser
     direct = requests.get(f"http://{server.deployment.gunicorn_bind}{CSS}", timeout=10)
     assert direct.status_code == 200
     assert "X-Served-By" not in direct.headers
+
+
+def gunicorn_workers(master: int) -> set:
+    return set(Path(f"/proc/{master}/task/{master}/children").read_text().split())
+
+
+def test_gunicorn_reloads_on_hup_and_keeps_serving(server):
+    """New code for the pages: `sitectl signal HUP gunicorn` replaces its workers, not the master."""
+    deployment = server.deployment
+    master = deployment.pids(["gunicorn"])["gunicorn"]
+    before = gunicorn_workers(master)
+    assert len(before) == 2
+
+    deployment.ctl("signal", "HUP", "gunicorn")
+    wait_until(lambda: len(gunicorn_workers(master)) == 2 and not gunicorn_workers(master) & before, "new workers")
+
+    assert deployment.pids(["gunicorn"])["gunicorn"] == master
+    assert requests.get(server.http + "/liveblog/", timeout=10).status_code == 200
