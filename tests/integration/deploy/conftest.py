@@ -83,18 +83,19 @@ def server(postgres):
     require_root()
     nginx_binary = require_binary("nginx", "nginx-light")
     workdir = shared_tmpdir("deploy-server-")
-    redis = RedisServer(workdir).start()
+    redis = RedisServer(workdir)
     database = f"server_{uuid.uuid4().hex[:10]}"
-    site = Site(workdir, database_url=postgres.create_database(database), redis_url=redis.url)
-    # Small enough that the monitoring test can fill a channel quickly; far above the
-    # backlog any other test makes.
-    site.values["CHANNEL_LAYER_CAPACITY"] = "300"
-    # The monitoring test queues a burst of 40 messages from one socket; the chat's
-    # per-socket rate limit would refuse most of them before any worker is involved.
-    site.values["CHAT_RATE_LIMIT_MESSAGES"] = "1000"
-    deployment = SupervisorDeployment(site)
-    nginx = None
+    deployment = nginx = None
     try:
+        redis.start()
+        site = Site(workdir, database_url=postgres.create_database(database), redis_url=redis.url)
+        # Small enough that the monitoring test can fill a channel quickly; far above the
+        # backlog any other test makes.
+        site.values["CHANNEL_LAYER_CAPACITY"] = "300"
+        # The monitoring test queues a burst of 40 messages from one socket; the chat's
+        # per-socket rate limit would refuse most of them before any worker is involved.
+        site.values["CHAT_RATE_LIMIT_MESSAGES"] = "1000"
+        deployment = SupervisorDeployment(site)
         deployment.start()
         port = free_port()
         nginx = Nginx(
@@ -108,12 +109,13 @@ def server(postgres):
         seed(site, users=USERS)
         yield Server(site=site, deployment=deployment, nginx=nginx, redis=redis, port=port)
     except Exception:
-        print(deployment.logs())
+        if deployment is not None:
+            print(deployment.logs())
         raise
     finally:
         if nginx is not None:
             nginx.stop()
-        leftovers = deployment.stop()
+        leftovers = deployment.stop() if deployment is not None else []
         redis.stop()
         postgres.drop_database(database)
         remove_unless_kept(workdir)

@@ -22,7 +22,7 @@ import redis
 
 from tests.integration.clients import login_cookie
 from tests.integration.deploy.deployment import SupervisorDeployment
-from tests.integration.deploy.servers import PostgresCluster, Site, shared_tmpdir
+from tests.integration.deploy.servers import PostgresCluster, Site, remove_unless_kept, shared_tmpdir
 from tests.integration.deploy.traffic import CHAT, Listener, seed
 from tests.support.processes import RedisServer
 
@@ -104,14 +104,17 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=10)
     args = parser.parse_args()
 
-    postgres = PostgresCluster().start()
+    postgres = PostgresCluster()
     workdir = shared_tmpdir("deploy-measure-")
-    server = RedisServer(workdir).start()
-    site = Site(workdir, database_url=postgres.create_database("measure"), redis_url=server.url)
-    site.values["CHAT_RATE_LIMIT_MESSAGES"] = "100000"
-    deployment = SupervisorDeployment(site, workers=4, websocket_workers=0, spare_workers=0)
+    server = RedisServer(workdir)
+    deployment = None
     sockets = []
     try:
+        postgres.start()
+        server.start()
+        site = Site(workdir, database_url=postgres.create_database("measure"), redis_url=server.url)
+        site.values["CHAT_RATE_LIMIT_MESSAGES"] = "100000"
+        deployment = SupervisorDeployment(site, workers=4, websocket_workers=0, spare_workers=0)
         deployment.start()
         users = [f"user{n}" for n in range(args.sockets)]
         rooms = [f"room{n}" for n in range((args.sockets + ROOM_SIZE - 1) // ROOM_SIZE)]
@@ -139,9 +142,11 @@ def main() -> None:
     finally:
         for _, sock in sockets:
             sock.close()
-        deployment.stop()
+        if deployment is not None:
+            deployment.stop()
         server.stop()
         postgres.stop()
+        remove_unless_kept(workdir)
 
 
 if __name__ == "__main__":

@@ -6,14 +6,13 @@ real PostgreSQL. Nothing of the site's configuration is in the processes' enviro
 except what the env file gives them.
 """
 
-import shutil
 import signal
 import subprocess
 import time
 
 import requests
 
-from tests.integration.deploy.servers import Site, kill_marked, processes_marked, shared_tmpdir
+from tests.integration.deploy.servers import Site, kill_marked, processes_marked, remove_unless_kept, shared_tmpdir
 from tests.integration.deploy.traffic import check_chat, check_liveblog, seed
 from tests.support.processes import REPO, VENV_BIN, Process, RedisServer, free_port, wait_for_port
 
@@ -40,13 +39,14 @@ def wait_for_healthz(base: str, process: Process, timeout: float = 60) -> None:
 
 def test_procfile_release_web_and_two_workers_under_honcho_serve_the_liveblog_and_chat(fresh_database):
     workdir = shared_tmpdir("deploy-procfile-")
-    redis = RedisServer(workdir).start()
+    redis = RedisServer(workdir)
     site = Site(workdir, database_url=fresh_database(), redis_url=redis.url)
     port = free_port()
     env_file = site.write_env_file(workdir / ".env", PORT=str(port))
     env = site.bare_env()
     web = None
     try:
+        redis.start()
         release = subprocess.run(
             honcho("-e", str(env_file), "release"), cwd=REPO, env=env, capture_output=True, text=True, timeout=300
         )
@@ -86,4 +86,4 @@ def test_procfile_release_web_and_two_workers_under_honcho_serve_the_liveblog_an
             web.stop()
         kill_marked(site.marker)
         redis.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        remove_unless_kept(workdir)
