@@ -732,10 +732,17 @@ def markdown(results: dict, images: dict[str, str | None], folder_name: str) -> 
     )
     out += ["", image("cpu_memory", "deliveries per CPU-second and memory per idle connection")]
 
-    errors = [(target["label"], error) for _, target in targets for error in target.get("errors", [])]
+    errors = [(target["label"], f"`{error}`") for _, target in targets for error in target.get("errors", [])]
+    errors += [
+        (target["label"], f"phase {name} skipped: too little of the time limit was left")
+        for _, target in targets
+        for name in target.get("skipped", [])
+    ]
+    if results.get("stopped"):
+        errors.append(("the run", results["stopped"]))
     if errors:
         out += ["", "## Errors", ""]
-        out += [f"* {label}: `{error}`" for label, error in errors]
+        out += [f"* {label}: {error}" for label, error in errors]
     out.append("")
     return "\n".join(out)
 

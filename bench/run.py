@@ -24,6 +24,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import report, scenarios
@@ -49,6 +50,7 @@ SITE_PACKAGES = [
 # Redis or PostgreSQL: each phase starts its own redis-server, the database is SQLite).
 CLEARED_ENV_PREFIXES = ("CHANNEL_LAYER_", "DJANGO_", "DATABASE_", "REDIS_URL", "GUNICORN_", "PORT")
 PAGE = "/liveblog/page/"
+PHASE_RESERVE = 200.0
 
 Say = Callable[[str], None]
 
@@ -206,13 +208,28 @@ async def phase_liveblog(target, config: scenarios.Config, results: dict, say: S
 Phase = Callable[..., Awaitable[None]]
 
 
-def run_phase(target, phase: Phase, config: scenarios.Config, results: dict, started: float) -> None:
+@dataclass(frozen=True)
+class Clock:
+    """When the run started, and after when no phase starts any more (so that the report is written)."""
+
+    started: float
+    last_start: float
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+def run_phase(target, phase: Phase, config: scenarios.Config, results: dict, clock: Clock) -> None:
     """Starts the target's processes, runs one phase against them, stops them whatever happens."""
 
     def say(what: str) -> None:
-        print(f"[{time.monotonic() - started:6.1f}s] {target.label}: {what}", flush=True)
+        print(f"[{clock.elapsed():6.1f}s] {target.label}: {what}", flush=True)
 
     name = phase.__name__.removeprefix("phase_")
+    if time.monotonic() > clock.last_start:
+        say(f"{name}: skipped, too little of the time limit is left")
+        results.setdefault("skipped", []).append(name)
+        return
     say(f"{name}: starting processes")
     began = time.monotonic()
     record = {"phase": name, "load_before": load_average()}
@@ -225,28 +242,30 @@ def run_phase(target, phase: Phase, config: scenarios.Config, results: dict, sta
         print(target.logs(), file=sys.stderr)
         results.setdefault("errors", []).append(f"{name}: {type(error).__name__}: {error}")
     finally:
-        target.stop()
+        try:
+            target.stop()
+        except TimeLimit:
+            # The limit struck while stopping: finish stopping (it strikes once), then unwind.
+            target.stop()
+            raise
         record.update(load_after=load_average(), seconds=round(time.monotonic() - began, 1))
         results["phases"].append(record)
 
 
-def run_site(key: str, config: scenarios.Config, workdir: Path, started: float) -> dict:
+def run_site(key: str, config: scenarios.Config, workdir: Path, clock: Clock, results: dict) -> None:
     layer = LAYERS[key]
-    results: dict = {"label": layer["label"], "backend": layer["backend"], "env": layer["env"], "fanout": []}
-    results["phases"] = []
+    results.update(label=layer["label"], backend=layer["backend"], env=layer["env"], fanout=[], phases=[])
     for phase in (phase_small, phase_large, phase_liveblog):
         target = SiteTarget(key, workdir / phase.__name__, users=config.users, rooms=rooms(config))
-        run_phase(target, phase, config, results, started)
-    results["fanout"].sort(key=lambda entry: entry["size"])
-    return results
+        run_phase(target, phase, config, results, clock)
+        results["fanout"].sort(key=lambda entry: entry["size"])
 
 
-def run_peer(config: scenarios.Config, workdir: Path, started: float) -> dict:
-    results: dict = {"label": PEER_LABEL, "fanout": [], "phases": []}
+def run_peer(config: scenarios.Config, workdir: Path, clock: Clock, results: dict) -> None:
+    results.update(label=PEER_LABEL, fanout=[], phases=[])
     for phase in (phase_small, phase_large):
-        run_phase(PeerTarget(workdir / phase.__name__), phase, config, results, started)
-    results["fanout"].sort(key=lambda entry: entry["size"])
-    return results
+        run_phase(PeerTarget(workdir / phase.__name__), phase, config, results, clock)
+        results["fanout"].sort(key=lambda entry: entry["size"])
 
 
 def rooms(config: scenarios.Config) -> list[str]:
@@ -279,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGALRM, _stop)
     signal.alarm(int(args.time_limit))
     started = time.monotonic()
+    # A phase takes up to about three minutes; none starts when less than that is left.
+    clock = Clock(started=started, last_start=started + args.time_limit - min(PHASE_RESERVE, args.time_limit / 3))
     results: dict = {
         "command": "python -m bench.run" + "".join(f" {arg}" for arg in (sys.argv[1:] if argv is None else argv)),
         "quick": args.quick,
@@ -292,23 +313,34 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
-            for key in layers:
-                results["targets"][key] = run_site(key, config, Path(workdir) / key, started)
-            if with_peer:
-                results["targets"]["peer"] = run_peer(config, Path(workdir) / "peer", started)
+            # The project's layer first, then the peer it is compared with, then the stock
+            # layer (the slowest to measure: it waits out every lost message).
+            for key in sorted(layers, key=lambda key: key != "fanout"):
+                results["targets"][key] = {}
+                run_site(key, config, Path(workdir) / key, clock, results["targets"][key])
+                if key == "fanout" and with_peer:
+                    results["targets"]["peer"] = {}
+                    run_peer(config, Path(workdir) / "peer", clock, results["targets"]["peer"])
+            if with_peer and "peer" not in results["targets"]:
+                results["targets"]["peer"] = {}
+                run_peer(config, Path(workdir) / "peer", clock, results["targets"]["peer"])
     except TimeLimit as stop:
-        print(f"bench: {stop}; every process is stopped, no report written", file=sys.stderr, flush=True)
-        return 2
+        results["stopped"] = f"{stop} after {clock.elapsed():.0f} s: the report has what was measured before"
+        print(f"bench: {results['stopped']}", file=sys.stderr, flush=True)
     finally:
         signal.alarm(0)
     results["duration_s"] = round(time.monotonic() - started, 1)
+    results["targets"] = {key: part for key, part in results["targets"].items() if part}
     report.write(out, results)
     shown = out.relative_to(REPO) if out.is_relative_to(REPO) else out
     print(f"[{results['duration_s']:6.1f}s] wrote {shown} and {shown.parent / shown.stem}/", flush=True)
     failed = [f"{part['label']}: {error}" for part in results["targets"].values() for error in part.get("errors", [])]
     for failure in failed:
         print(f"bench: failed: {failure}", file=sys.stderr)
-    return 1 if failed else 0
+    skipped = [name for part in results["targets"].values() for name in part.get("skipped", [])]
+    if skipped:
+        print(f"bench: {len(skipped)} phase(s) skipped for lack of time", file=sys.stderr)
+    return 2 if "stopped" in results else 1 if failed or skipped else 0
 
 
 if __name__ == "__main__":

@@ -43,6 +43,9 @@ class Config:
     gap: float = 0.05
     # Longest wait for the servers to finish the previous step (disconnects) before the next.
     settle_limit: float = 90.0
+    # Longest a fan-out's or the liveblog's messages may take in all: past it, no more are
+    # sent (a lossy layer waits out `quiet` on every message); the report gives the count.
+    loop_limit: float = 150.0
 
 
 FULL = Config()
@@ -238,11 +241,11 @@ async def fanout(target, size: int, config: Config, *, measure_memory: bool) -> 
         sends: dict[int, float] = {}
         complete: list[int] = []
         for number in range(1, config.messages + 1):
+            sender = _sender(senders, number)
+            if sender is None or time.monotonic() - started > config.loop_limit:
+                break
             sent = time.time()
             sends[number] = sent
-            sender = _sender(senders, number)
-            if sender is None:
-                break
             sender.send_json(_chat_message(room, tag, number))
             if await tally.wait(number, len(sockets), since=sent, quiet=config.quiet, limit=config.message_limit):
                 complete.append(number)
@@ -319,7 +322,10 @@ async def liveblog(target, config: Config) -> dict:
         starts: dict[int, float] = {}
         saves: list[float] = []
         complete: list[int] = []
+        began = time.monotonic()
         for number in range(config.liveblog_posts + 1):
+            if time.monotonic() - began > config.loop_limit:
+                break
             driver.stdin.write(f"{number}\n".encode())
             await driver.stdin.drain()
             line = await asyncio.wait_for(_posted_line(driver), 60)
