@@ -25,7 +25,9 @@ from typing import Dict, Iterable, List
 
 from channels import DEFAULT_CHANNEL_LAYER, channel_layers
 
-# The channels daphne feeds and runworker drains; custom channels from the routing are added.
+# The channels daphne feeds, in the order a report lists them. Only those the routing
+# consumes are reported: daphne also sends http.disconnect, which this site does not route
+# and which waits in Redis until it expires, a backlog that means nothing.
 INTERFACE_CHANNELS = [
     "http.request",
     "http.disconnect",
@@ -33,6 +35,8 @@ INTERFACE_CHANNELS = [
     "websocket.receive",
     "websocket.disconnect",
 ]
+# runworker adds Django's view consumer for http.request to any routing (check_default).
+ALWAYS_CONSUMED = {"http.request"}
 # Each daphne's one reply channel, shared by all its sockets: "daphne.response.<random>!".
 REPLY_CHANNEL_PATTERN = "daphne.response.*!"
 # A bound on the reply channels listed, so a report stays small whatever Redis holds.
@@ -45,8 +49,9 @@ def _layer():
 
 
 def routed_channels() -> List[str]:
-    routed = sorted(channel_layers[DEFAULT_CHANNEL_LAYER].router.channels)
-    return INTERFACE_CHANNELS + [name for name in routed if name not in INTERFACE_CHANNELS]
+    """The channels runworker consumes: interface channels first, then the routing's own."""
+    routed = set(channel_layers[DEFAULT_CHANNEL_LAYER].router.channels) | ALWAYS_CONSUMED
+    return [name for name in INTERFACE_CHANNELS if name in routed] + sorted(routed - set(INTERFACE_CHANNELS))
 
 
 def reply_channels() -> List[str]:

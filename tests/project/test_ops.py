@@ -129,3 +129,11 @@ def test_a_second_stop_signal_exits_at_once():
     worker.sigterm_handler(signal.SIGTERM, None)
     with pytest.raises(SystemExit):
         worker.sigterm_handler(signal.SIGTERM, None)
+
+
+def test_the_report_lists_the_channels_runworker_consumes():
+    channels = monitoring.routed_channels()
+    assert channels[:4] == ["http.request", "websocket.connect", "websocket.receive", "websocket.disconnect"]
+    assert "worker.health" in channels
+    # daphne sends it, nothing here routes it: it only expires, and is no backlog of the workers'.
+    assert "http.disconnect" not in channels

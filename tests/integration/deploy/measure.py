@@ -94,7 +94,7 @@ def drain(deployment, client, sockets, workers: int, frames: int, round_number: 
         # Each chat message is one group send (one body). A frame enforce_ordering parks, because
         # a worker took it before its predecessor was handled, costs two more: to its socket's
         # wait channel and back onto websocket.receive.
-        "requeued": (stored_bodies(client) - bodies_before - total) / (2 * total),
+        "requeued": max(stored_bodies(client) - bodies_before - total, 0) / (2 * total),
     }
 
 
