@@ -5,8 +5,9 @@ import time
 from pathlib import Path
 
 import requests
+import websocket
 
-from tests.integration.deploy.traffic import check_chat, check_liveblog, seed
+from tests.integration.deploy.traffic import check_chat, check_liveblog, liveblog_stream, seed
 
 CSS = "/static/admin/css/base.css"
 
@@ -44,6 +45,26 @@ def test_the_liveblog_and_the_chat_work_through_nginx(server):
     seed(server.site, rooms=["front-door"], liveblogs=["front-door"])
     check_liveblog(server.site, "front-door", [server.ws], per_base=4)
     check_chat(server.http, [server.ws], "front-door", {"alice": "alicealice", "bob": "bobbob"})
+
+
+def test_daphne_sees_the_clients_address_that_nginx_forwards(server):
+    """--proxy-headers: behind nginx, daphne takes the client from X-Forwarded-For, not nginx's."""
+    seed(server.site, liveblogs=["forwarded"])
+    # As if the request reached nginx from 198.51.100.7 through one more proxy; nginx appends
+    # its own peer, and daphne takes the first address.
+    sock = websocket.create_connection(
+        server.ws + liveblog_stream("forwarded"), timeout=10, header=["X-Forwarded-For: 198.51.100.7"]
+    )
+
+    def logged() -> bool:
+        logs = sorted((server.deployment.var / "log").glob("daphne-*.log"))
+        lines = [line for log in logs for line in log.read_text(errors="replace").splitlines()]
+        return any(line.startswith("198.51.100.7:0 ") and "WSCONNECT /liveblog/forwarded/" in line for line in lines)
+
+    try:
+        wait_until(logged, "a daphne logs the forwarded client")
+    finally:
+        sock.close()
 
 
 def test_nginx_serves_the_collected_static_files_and_sends_pages_to_gunicorn(server):
