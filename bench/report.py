@@ -170,8 +170,9 @@ def _fanout_cost(entry: dict, target: dict) -> str:
     client_ms = 1000 * entry["client_cpu_s"] / messages
     return (
         f"a message costs each daphne about {daphne_ms:.0f} ms of CPU to write to its {entry['opened'] // 2:,} "
-        f"sockets, and the client about {client_ms:.0f} ms to read them all, on 2 cores shared with the "
-        f"worker, Redis and whatever else runs (load average {_load_range(target)} during the run)"
+        f"sockets (the two in parallel) and the client about {client_ms:.0f} ms to read them all; the rest of "
+        f"the {entry['to_last_socket']['p99']:.0f} ms is waiting for one of the 2 cores, shared with the worker, "
+        f"Redis and whatever else runs (load average {_load_range(target)} during the run)"
     )
 
 
@@ -431,8 +432,9 @@ def markdown(results: dict, images: dict[str, str | None], folder_name: str) -> 
         f"`make bench` installs `requirements-bench.txt` into `.venv`, creates `bench/.venv-peer` from "
         f"`bench/requirements-peer.txt`, then runs `.venv/bin/python -m bench.run`. This run: `{results['command']}`. "
         "It starts every process itself on loopback ports (its own `redis-server` each time, never the "
-        "machine's Redis or PostgreSQL), bounds every loop in count and time, stops itself after 15 minutes "
-        "at most, and leaves no process behind.",
+        "machine's Redis or PostgreSQL), bounds every loop in count and time, and leaves no process behind. "
+        "It stops itself after 13 minutes (`--time-limit`), skipping a phase that would not fit (listed "
+        "under Errors); on a fresh clone the installs take two to three minutes before that.",
         "",
         "## The machine",
         "",

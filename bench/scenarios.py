@@ -25,11 +25,11 @@ class Config:
 
     sizes: tuple[int, ...] = (10, 100, 1000)
     # Messages sent to each fan-out room (one more goes first to warm up, uncounted).
-    messages: int = 30
+    messages: int = 20
     echo_round_trips: int = 300
     liveblog_streams: int = 1000
-    liveblog_posts: int = 30
-    http_seconds: float = 6.0
+    liveblog_posts: int = 20
+    http_seconds: float = 5.0
     http_clients: int = 4
     http_max_requests: int = 20_000
     users: int = 10
