@@ -37,10 +37,23 @@ def _joined_room(message, payload: dict):
     return room
 
 
+def _within_limit(message, key: str, *, limit: int, what: str) -> list:
+    """This socket's recent actions of one kind, or ClientError("rate-limited") if one more is too many."""
+    return ratelimit.window_or_refuse(
+        message.channel_session.get(key, []), now=time.time(), limit=limit, period=conf.RATE_LIMIT_SECONDS, what=what
+    )
+
+
+def _count(message, key: str, recent: list) -> None:
+    message.channel_session[key] = [*recent, time.time()]
+
+
 def join(message, payload: dict) -> None:
     room = selectors.room_get_for_user(slug=payload.get("room"), user=message.user)
     since = _since(payload)
+    changes = _within_limit(message, "changes", limit=conf.RATE_LIMIT_JOINS, what="joins and leaves")
     members = services.room_join(room=room, user=message.user, reply_channel=message.reply_channel.name)
+    _count(message, "changes", changes)
     rooms = message.channel_session.get("rooms", [])
     if room.slug not in rooms:
         message.channel_session["rooms"] = rooms + [room.slug]
@@ -53,22 +66,18 @@ def join(message, payload: dict) -> None:
 
 def leave(message, payload: dict) -> None:
     room = _joined_room(message, payload)
+    changes = _within_limit(message, "changes", limit=conf.RATE_LIMIT_JOINS, what="joins and leaves")
     services.room_leave(room=room, reply_channel=message.reply_channel.name)
+    _count(message, "changes", changes)
     message.channel_session["rooms"] = [slug for slug in message.channel_session["rooms"] if slug != room.slug]
     send_frame(message.reply_channel, frames.leave_reply(room=room))
 
 
 def send(message, payload: dict) -> None:
     room = _joined_room(message, payload)
-    now = time.time()
-    sent = ratelimit.window_or_refuse(
-        message.channel_session.get("sent", []),
-        now=now,
-        limit=conf.RATE_LIMIT_MESSAGES,
-        period=conf.RATE_LIMIT_SECONDS,
-    )
+    sent = _within_limit(message, "sent", limit=conf.RATE_LIMIT_MESSAGES, what="messages")
     services.message_send(room=room, user=message.user, text=payload.get("message"))
-    message.channel_session["sent"] = [*sent, now]
+    _count(message, "sent", sent)
 
 
 def history(message, payload: dict) -> None:

@@ -37,8 +37,10 @@ logger = logging.getLogger(__name__)
 
 
 class InterfaceLayer:
-    def __init__(self, layer):
+    def __init__(self, layer, *, clock=None):
         self._layer = layer
+        # The heartbeat's scheduler: the reactor, or a twisted.internet.task.Clock in tests.
+        self._clock = clock
         self._sockets: Set[str] = set()
         # Messages for daphne that did not come from Redis (closes), or that came while
         # daphne was handed a close instead: handed out before anything else.
@@ -141,6 +143,8 @@ class InterfaceLayer:
         if self._send_channel is None:
             return
         self._heartbeat = task.LoopingCall(self.beat)
+        if self._clock is not None:
+            self._heartbeat.clock = self._clock
         self._heartbeat.start(settings.SOCKET_HEARTBEAT_SECONDS, now=True).addErrback(
             lambda failure: logger.error("heartbeat stopped: %s", failure.getTraceback())
         )

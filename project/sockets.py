@@ -59,7 +59,7 @@ def write_snapshot(layer, daphne: str, sockets: Iterable[str], *, now: float) ->
     """Records that the daphne `daphne` has exactly these sockets open (full channel names) now."""
     local_parts = sorted(channel[len(daphne) :] for channel in sockets if channel.startswith(daphne))
     layer.connection(0).set(
-        snapshot_key(layer, daphne), json.dumps({"at": now, "sockets": local_parts}), ex=dead_after()
+        snapshot_key(layer, daphne), json.dumps({"at": now, "sockets": local_parts}), ex=max(dead_after(), 1)
     )
 
 

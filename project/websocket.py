@@ -29,6 +29,7 @@ CLOSE_RECONNECT = 4503
 # The largest id a client may name in `since`: the databases' 64-bit integers.
 MAX_ID = 2**63 - 1
 _DIGITS = re.compile(r"[0-9]{1,19}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 # Where daphne's side of the channel layer (project/interface.py) puts the size of a frame
 # it kept out of Redis for being larger than WEBSOCKET_MAX_FRAME_BYTES.
@@ -73,9 +74,30 @@ def decode_json_frame(message) -> dict:
         payload = json.loads(text)
     except ValueError:
         raise ClientError("invalid-json", "The frame is not valid JSON.")
+    except RecursionError:
+        raise ClientError("invalid-json", "The frame is nested too deeply.")
     if not isinstance(payload, dict):
         raise ClientError("invalid-frame", "The frame must be a JSON object.")
+    if not _storable(payload):
+        raise ClientError("invalid-text", "The frame holds a NUL character or an unpaired surrogate.")
     return payload
+
+
+def _storable(value: object) -> bool:
+    """Whether every string in value (keys too) can be stored: no NUL (PostgreSQL refuses it)
+    and no unpaired surrogate (JSON's "\\ud800" decodes to one; UTF-8 cannot encode it)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item or _SURROGATE.search(item):
+                return False
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return True
 
 
 def parse_id(value: object) -> Optional[int]:
@@ -180,3 +202,9 @@ def _parked_for(message) -> int:
         return 0
     stats = statistics(wait_channel_name(message.reply_channel.name))
     return stats.get("messages_max_age", 0) if stats.get("messages_pending", 0) else 0
+
+
+def refuse_unknown_path(message) -> None:
+    """websocket.connect for a path no app routes: refused at once (403), where an unrouted
+    connect would hold its handshake open until daphne's connect timeout."""
+    message.reply_channel.send({"close": True}, immediately=True)

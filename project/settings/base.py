@@ -174,9 +174,11 @@ SOCKET_HEARTBEAT_SECONDS = env_int("SOCKET_HEARTBEAT_SECONDS", 10)
 SOCKET_SWEEP_SECONDS = env_int("SOCKET_SWEEP_SECONDS", 30)
 # How far apart the clocks of the daphne and worker hosts may be.
 SOCKET_CLOCK_SKEW_SECONDS = env_int("SOCKET_CLOCK_SKEW_SECONDS", 10)
-# Chat sends per socket: at most this many messages in any window of this many seconds.
-CHAT_RATE_LIMIT_MESSAGES = env_int("CHAT_RATE_LIMIT_MESSAGES", 10)
+# Per chat socket, in any window of CHAT_RATE_LIMIT_SECONDS: at most this many messages
+# sent, and this many joins and leaves; past that a frame gets "rate-limited".
 CHAT_RATE_LIMIT_SECONDS = env_int("CHAT_RATE_LIMIT_SECONDS", 10)
+CHAT_RATE_LIMIT_MESSAGES = env_int("CHAT_RATE_LIMIT_MESSAGES", 10)
+CHAT_RATE_LIMIT_JOINS = env_int("CHAT_RATE_LIMIT_JOINS", 20)
 
 # Limits Django 2.2 lacks or has lower defaults for (docs/security.md). Files in one
 # multipart request (CVE-2023-24580; the setting of the same name in Django >= 3.2.18).
