@@ -1,0 +1,199 @@
+"""project.interface.InterfaceLayer, daphne's side of the channel layer, over a fake layer."""
+
+import pytest
+import redis
+from django.test import override_settings
+from twisted.internet import defer, task
+from twisted.python.failure import Failure
+
+from project.interface import InterfaceLayer
+from project.websocket import CLOSE_RECONNECT, OVERSIZED_KEY
+
+SEND_CHANNEL = "daphne.response.AbCdEfGhIj!"
+
+
+class ChannelFull(Exception):
+    pass
+
+
+class FakeRedis:
+    def __init__(self):
+        self.run_id = "first"
+        self.down = False
+        self.values = {}
+
+    def _check(self):
+        if self.down:
+            raise redis.exceptions.ConnectionError("Error 111 connecting. Connection refused.")
+
+    def info(self, section=None):
+        self._check()
+        return {"run_id": self.run_id, "uptime_in_seconds": 100}
+
+    def set(self, key, value, ex=None):
+        self._check()
+        self.values[key] = (value, ex)
+
+
+class FakeLayer:
+    """What daphne and InterfaceLayer use of a channel layer."""
+
+    ChannelFull = ChannelFull
+    prefix = "asgi:"
+    ring_size = 1
+    group_expiry = 604800
+    extensions = ["groups", "twisted"]
+
+    def __init__(self):
+        self.sent = []
+        self.failure = None
+        self.redis = FakeRedis()
+        self.receiving = []
+
+    def send(self, channel, message):
+        if self.failure is not None:
+            raise self.failure
+        self.sent.append((channel, message))
+
+    def connection(self, index):
+        return self.redis
+
+    def receive_twisted(self, channels):
+        deferred = defer.Deferred()
+        self.receiving.append(deferred)
+        return deferred
+
+
+@pytest.fixture
+def fake():
+    return FakeLayer()
+
+
+@pytest.fixture
+def clock():
+    return task.Clock()
+
+
+@pytest.fixture
+def layer(fake, clock):
+    return InterfaceLayer(fake, clock=clock)
+
+
+def result_of(deferred):
+    """What deferred has fired with so far (None if nothing yet); leaves its result as it was,
+    except that a failure is taken (it is the test's to check)."""
+    results = []
+
+    def keep(value):
+        results.append(value)
+        return None if isinstance(value, Failure) else value
+
+    deferred.addBoth(keep)
+    return results[0] if results else None
+
+
+def connect(layer, name: str) -> str:
+    reply_channel = SEND_CHANNEL + name
+    layer.send("websocket.connect", {"reply_channel": reply_channel, "path": "/chat/stream/", "order": 0})
+    return reply_channel
+
+
+def test_everything_but_send_and_receive_twisted_is_the_wrapped_layers(layer, fake):
+    assert layer.ChannelFull is ChannelFull
+    assert layer.group_expiry == 604800
+    assert "twisted" in layer.extensions
+
+
+def test_a_redis_error_on_send_is_answered_as_a_full_channel(layer, fake):
+    """daphne turns ChannelFull into 503 and close 1013; any other exception into a 500 or worse."""
+    fake.failure = redis.exceptions.ConnectionError("Connection refused")
+    for channel in ("http.request", "websocket.connect", "websocket.receive"):
+        with pytest.raises(ChannelFull):
+            layer.send(channel, {"reply_channel": SEND_CHANNEL + "x", "text": "{}"})
+    fake.failure = redis.exceptions.TimeoutError("Timeout reading from socket")
+    with pytest.raises(ChannelFull):
+        layer.send("http.request", {"reply_channel": SEND_CHANNEL + "y"})
+
+
+def test_the_open_sockets_are_those_connected_and_not_yet_disconnected(layer, fake):
+    alice, bob, carol = connect(layer, "alice"), connect(layer, "bob"), connect(layer, "carol")
+    layer.send("websocket.disconnect", {"reply_channel": bob, "code": 1000})
+    # A socket whose frame could not be queued is closed by daphne (1013), without a disconnect.
+    fake.failure = ChannelFull()
+    with pytest.raises(ChannelFull):
+        layer.send("websocket.receive", {"reply_channel": carol, "text": "{}"})
+    assert layer.open_sockets == {alice}
+
+
+def test_a_handshake_refused_for_lack_of_room_is_no_open_socket(layer, fake):
+    fake.failure = ChannelFull()
+    with pytest.raises(ChannelFull):
+        connect(layer, "dave")
+    assert layer.open_sockets == set()
+
+
+@override_settings(WEBSOCKET_MAX_FRAME_BYTES=10)
+def test_a_frame_over_the_limit_goes_to_the_worker_as_its_size_only(layer, fake):
+    small = {"reply_channel": SEND_CHANNEL + "a", "path": "/chat/stream/", "order": 1, "text": "0123456789"}
+    layer.send("websocket.receive", small)
+    layer.send("websocket.receive", {**small, "order": 2, "text": "é" * 6})  # 12 bytes in UTF-8
+    layer.send("websocket.receive", {**small, "order": 3, "text": None, "bytes": b"\x00" * 11})
+    assert fake.sent[0] == ("websocket.receive", small)
+    assert fake.sent[1] == (
+        "websocket.receive",
+        {"reply_channel": small["reply_channel"], "path": "/chat/stream/", "order": 2, OVERSIZED_KEY: 12},
+    )
+    assert fake.sent[2][1][OVERSIZED_KEY] == 11 and "bytes" not in fake.sent[2][1]
+
+
+def test_the_heartbeat_writes_the_open_sockets_for_the_sweep(layer, fake, clock):
+    connect(layer, "alice")
+    connect(layer, "bob")
+    layer.receive_twisted([SEND_CHANNEL])  # daphne's first receive starts the heartbeat
+    value, expiry = fake.redis.values[f"asgi::sockets:{SEND_CHANNEL}"]
+    assert '"sockets": ["alice", "bob"]' in value
+    assert expiry == 3 * 10
+
+
+def test_when_redis_restarts_every_socket_is_closed_so_that_it_reconnects(layer, fake, clock):
+    alice, bob = connect(layer, "alice"), connect(layer, "bob")
+    first = layer.receive_twisted([SEND_CHANNEL])  # waits on Redis
+    assert result_of(first) is None
+
+    fake.redis.down = True
+    clock.advance(10)  # unreachable: nothing is closed yet, Redis may come back with its data
+    assert result_of(first) is None
+    fake.redis.down = False
+    fake.redis.run_id = "second"  # it came back as a new server, empty
+    clock.advance(10)
+
+    # The waiting receive is answered with a close at once, the other close comes next.
+    closes = [result_of(first), result_of(layer.receive_twisted([SEND_CHANNEL]))]
+    assert sorted(closes) == [(alice, {"close": CLOSE_RECONNECT}), (bob, {"close": CLOSE_RECONNECT})]
+    assert layer.open_sockets == set()
+
+    # The receive that was waiting on Redis still delivers what it gets, to the next call.
+    fake.receiving[0].callback((SEND_CHANNEL + "carol", {"text": "late"}))
+    assert result_of(layer.receive_twisted([SEND_CHANNEL])) == (SEND_CHANNEL + "carol", {"text": "late"})
+    assert len(fake.receiving) == 1
+
+
+def test_a_redis_that_comes_back_with_the_same_run_id_closes_nothing(layer, fake, clock):
+    connect(layer, "alice")
+    waiting = layer.receive_twisted([SEND_CHANNEL])
+    fake.redis.down = True
+    clock.advance(10)
+    fake.redis.down = False
+    clock.advance(10)
+    assert result_of(waiting) is None
+    fake.receiving[0].callback((None, None))
+    assert result_of(waiting) == (None, None)
+    assert layer.open_sockets == {SEND_CHANNEL + "alice"}
+
+
+def test_a_failed_receive_reaches_daphne_which_logs_it_and_waits(layer, fake):
+    waiting = layer.receive_twisted([SEND_CHANNEL])
+    fake.receiving[0].errback(RuntimeError("boom"))
+    failure = result_of(waiting)
+    assert failure.check(RuntimeError)
+    failure.trap(RuntimeError)

@@ -1,0 +1,155 @@
+"""project.sockets: which sockets are gone, and the sweep that removes their presence and memberships."""
+
+import time
+
+import pytest
+from channels.test import TransactionChannelTestCase
+from django.contrib.auth.models import User
+from django.test import override_settings
+
+from chat import services
+from chat.models import LOBBY_GROUP, Presence
+from fanout_layer import FanoutRedisChannelLayer
+from liveblog import services as liveblog_services
+from project import sockets
+from project.sockets import Liveness, Snapshot, daphne_of
+from tests.support.channel_tests import IN_MEMORY_LAYERS
+from tests.support.processes import RedisServer
+
+LIVE = "daphne.response.LiveLiveLi!"
+DEAD = "daphne.response.DeadDeadDe!"
+NOW = 1_000_000.0
+
+
+def liveness(**kwargs) -> Liveness:
+    defaults = dict(
+        snapshots={LIVE: Snapshot(at=NOW - 5, local_parts=frozenset({"open"}))},
+        redis_uptime=3600,
+        now=NOW,
+        dead_after=30,
+        clock_skew=10,
+    )
+    return Liveness(**{**defaults, **kwargs})
+
+
+def test_daphne_of_names_the_daphne_process_of_a_reply_channel():
+    assert daphne_of(LIVE + "abc") == LIVE
+    assert daphne_of("websocket.receive") is None
+    assert daphne_of("test!abc") is None  # a channel of another kind of process: never judged
+
+
+def test_a_socket_its_daphne_still_lists_is_not_gone():
+    assert not liveness().gone(LIVE + "open", NOW - 3600)
+
+
+def test_a_socket_its_daphne_no_longer_lists_is_gone_once_the_list_is_newer_than_the_socket():
+    assert liveness().gone(LIVE + "closed", NOW - 60)
+    # Joined after the snapshot was taken (with the clock skew to spare): not judged yet.
+    assert not liveness().gone(LIVE + "closed", NOW - 10)
+
+
+def test_every_socket_of_a_daphne_silent_for_dead_after_is_gone():
+    found = liveness()
+    assert found.gone(DEAD + "anything", NOW - 60)
+    assert found.gone_daphnes == {DEAD}
+    # ...but not one that joined less than dead_after ago: its daphne may just have started.
+    assert not liveness().gone(DEAD + "anything", NOW - 20)
+
+
+def test_nothing_is_gone_for_lack_of_a_snapshot_while_redis_has_just_restarted():
+    assert not liveness(redis_uptime=10).gone(DEAD + "anything", NOW - 3600)
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory):
+    with RedisServer(tmp_path_factory.mktemp("sweep-redis"), name="sweep-redis") as server:
+        yield server
+
+
+@pytest.fixture
+def layer(redis_server):
+    layer = FanoutRedisChannelLayer(hosts=[redis_server.url], prefix="sweep-test:", group_expiry=604800)
+    yield layer
+    layer.flush()
+
+
+@pytest.fixture
+def sweep_case(request, layer):
+    request.cls.layer = layer
+
+
+# The services' own Group sends use the in-memory layer; the sweep is given the Redis one.
+@pytest.mark.usefixtures("sweep_case")
+@override_settings(CHANNEL_LAYERS=IN_MEMORY_LAYERS, SOCKET_HEARTBEAT_SECONDS=10, SOCKET_CLOCK_SKEW_SECONDS=1)
+class SweepTests(TransactionChannelTestCase):
+    def setUp(self):
+        self.alice = User.objects.create_user("alice", password="x")
+        self.bob = User.objects.create_user("bob", password="x")
+        self.room = services.room_create(title="General", slug="general")
+        self.blog = liveblog_services.liveblog_create(title="Launch", slug="launch")
+
+    def open_socket(self, channel: str, user=None, *, joined_ago: float = 120) -> None:
+        """A socket as the consumers leave it: in the lobby and the liveblog's group, in the room."""
+        then = time.time() - joined_ago
+        if user is not None:
+            Presence.objects.create(room=self.room, user=user, reply_channel=channel)
+            Presence.objects.filter(reply_channel=channel).update(joined=self._aware(then))
+            self._member(self.room.group_name, channel, then)
+            self._member(LOBBY_GROUP, channel, then)
+        else:
+            self._member(self.blog.group_name, channel, then)
+
+    def _aware(self, timestamp: float):
+        import datetime
+
+        return datetime.datetime.fromtimestamp(timestamp, tz=datetime.UTC)
+
+    def _member(self, group: str, channel: str, then: float) -> None:
+        self.layer.connection(0).zadd(self.layer._group_key(group), **{channel: then})
+
+    def members(self, group: str) -> set:
+        return set(self.layer.group_channels(group))
+
+    def test_the_sockets_of_a_killed_daphne_and_the_closed_ones_of_a_live_one_are_swept(self):
+        self.open_socket(LIVE + "alice", self.alice)  # still open
+        self.open_socket(LIVE + "bob", self.bob)  # closed, its disconnect lost
+        self.open_socket(DEAD + "bob2", self.bob)  # its daphne was killed: it writes no snapshot
+        self.open_socket(LIVE + "page")
+        self.open_socket(DEAD + "page")
+        sockets.write_snapshot(self.layer, LIVE, [LIVE + "alice", LIVE + "page"], now=time.time())
+
+        # A daphne is dead after 0 s of silence here: this Redis has been up long enough.
+        with override_settings(SOCKET_HEARTBEAT_SECONDS=0):
+            report = sockets.sweep(self.layer, now=time.time())
+
+        self.assertEqual(list(Presence.objects.values_list("reply_channel", flat=True)), [LIVE + "alice"])
+        self.assertEqual(self.members(self.room.group_name), {LIVE + "alice"})
+        self.assertEqual(self.members(LOBBY_GROUP), {LIVE + "alice"})
+        self.assertEqual(self.members(self.blog.group_name), {LIVE + "page"})
+        # bob had two sockets in the room (bob, bob2): two presences; five memberships in all.
+        self.assertEqual(report.as_dict(), {"presences": 2, "memberships": 5, "dead_daphnes": [DEAD]})
+
+    def test_a_second_sweep_finds_nothing_more(self):
+        self.open_socket(DEAD + "bob", self.bob)
+        with override_settings(SOCKET_HEARTBEAT_SECONDS=0):
+            sockets.sweep(self.layer, now=time.time())
+            again = sockets.sweep(self.layer, now=time.time())
+        self.assertEqual(again.as_dict(), {"presences": 0, "memberships": 0, "dead_daphnes": []})
+
+    def test_a_daphne_that_never_wrote_a_snapshot_loses_its_sockets_once_redis_has_been_up_long_enough(self):
+        self.open_socket(DEAD + "bob", self.bob)
+        self.open_socket(DEAD + "page")
+        with override_settings(SOCKET_HEARTBEAT_SECONDS=0):  # dead after 0 s: the server is old enough
+            report = sockets.sweep(self.layer, now=time.time())
+        self.assertEqual(report.as_dict(), {"presences": 1, "memberships": 3, "dead_daphnes": [DEAD]})
+        self.assertFalse(Presence.objects.exists())
+        self.assertEqual(self.members(self.blog.group_name), set())
+
+    def test_of_one_persons_two_tabs_only_the_closed_one_is_swept(self):
+        self.open_socket(LIVE + "bob-tab-1", self.bob)
+        self.open_socket(LIVE + "bob-tab-2", self.bob)
+        sockets.write_snapshot(self.layer, LIVE, [LIVE + "bob-tab-2"], now=time.time())
+
+        sockets.sweep(self.layer, now=time.time())
+
+        self.assertEqual(list(Presence.objects.values_list("reply_channel", flat=True)), [LIVE + "bob-tab-2"])
