@@ -95,6 +95,13 @@ def wait_for_healthz(url: str, timeout: float = 60) -> None:
     raise TimeoutError(f"no answer from {url}")
 
 
+def wait_until(condition, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout}s: {what}"
+        time.sleep(0.2)
+
+
 def shard_message_counts(network: Network) -> dict:
     """Messages each Redis host carried, from the layer's own statistics in that Redis."""
     counts = {}
@@ -108,16 +115,17 @@ def test_liveblog_and_chat_across_hosts_with_the_layer_sharded_over_two_redis_ho
     network, site, processes = hosts
     web = {host: f"{network.addresses[host]}:{DAPHNE_PORT}" for host in ("web-a", "web-b")}
 
-    # Each server runs in a network namespace of its own, none of them the test's.
-    namespaces = {network.net_namespace_of(process.pid) for process in processes.values()}
-    assert len(namespaces) == len(processes)
-    assert network.net_namespace_of(os.getpid()) not in namespaces
-
     # /healthz asked of each interface server: daphne -> a Redis shard -> a worker host -> back.
     for address in web.values():
         wait_for_healthz(f"http://{address}/healthz")
     for host in ("worker-a", "worker-b"):
-        assert "Listening on channels" in processes[host].tail(200), f"{host} should be consuming"
+        wait_until(lambda host=host: "Listening on channels" in processes[host].tail(200), f"{host} consumes")
+
+    # Each server runs in a network namespace of its own, none of them the test's. (Read once
+    # they serve: until `ip netns exec` has switched, a process is still in the test's.)
+    namespaces = {network.net_namespace_of(process.pid) for process in processes.values()}
+    assert len(namespaces) == len(processes)
+    assert network.net_namespace_of(os.getpid()) not in namespaces
 
     seed(site, users=["alice", "bob"], rooms=["hosts"], liveblogs=["hosts"])
     ws_bases = [f"ws://{address}" for address in web.values()]
