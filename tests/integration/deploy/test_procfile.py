@@ -69,10 +69,15 @@ def test_procfile_release_web_and_two_workers_under_honcho_serve_the_liveblog_an
         assert static.status_code == 200
         assert static.content == (site.static_root / "admin" / "css" / "base.css").read_bytes()
 
+        # Each of the two workers says what it listens on once Django is set up.
+        deadline = time.monotonic() + 60
+        while web.log_path.read_text(errors="replace").count("Listening on channels") < 2:
+            assert time.monotonic() < deadline, f"two workers should be listening:\n{web.tail()}"
+            time.sleep(0.2)
         output = web.log_path.read_text(errors="replace")
         for name in ("web.1", "worker.1", "worker.2"):
             assert name in output, f"honcho should have run {name}:\n{output[-2000:]}"
-        assert output.count("Listening on channels") == 2, "each of the two workers should report its channels"
+        assert output.count("Listening on channels") == 2
 
         # Ctrl-C, or the platform stopping the dynos: everything goes.
         web.send_signal(signal.SIGTERM)

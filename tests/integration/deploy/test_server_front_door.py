@@ -29,9 +29,11 @@ def test_sitectl_starts_every_pool_and_leaves_the_spare_workers_stopped(server):
         name: "STOPPED" for name in deployment.spare_names()
     }
     # The dedicated pool takes only what --only-channels gives it; the general pool everything.
-    dedicated = (deployment.var / "log" / "worker-websocket-0.log").read_text()
-    general = (deployment.var / "log" / "worker-0.log").read_text()
+    # (RUNNING is 2 s up; a worker says what it listens on once Django is set up.)
     listening = re.compile(r"Listening on channels (.*)")
+    logs = {name: deployment.var / "log" / f"{name}.log" for name in ("worker-websocket-0", "worker-0")}
+    wait_until(lambda: all(listening.search(log.read_text()) for log in logs.values()), "both workers listening")
+    dedicated, general = (logs[name].read_text() for name in ("worker-websocket-0", "worker-0"))
     assert listening.search(dedicated).group(1).split(", ") == [
         "websocket.connect",
         "websocket.disconnect",
