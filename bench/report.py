@@ -188,9 +188,10 @@ def _echo_cost(echo: dict, cpu: dict, name: str, target: dict) -> str:
             "message row and saves the session (SQLite transactions) before the group send, and the message "
             "goes through Redis on its way in and on its way out"
         )
+    p50, p99 = echo["round_trips"]["p50"], echo["round_trips"]["p99"]
     return (
-        f"the tail is where the machine's other load shows: a round trip that waits behind another process "
-        f"on one of the 2 cores (load average {_load_range(target)} during the run) takes several times the p50"
+        f"the p50 alone is {p50:.1f} ms (the CPU above), and a round trip that waits behind another process for "
+        f"one of the 2 cores (load average {_load_range(target)} during the run) takes {p99 / p50:.1f}× that"
     )
 
 
