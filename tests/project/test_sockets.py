@@ -153,3 +153,17 @@ class SweepTests(TransactionChannelTestCase):
         sockets.sweep(self.layer, now=time.time())
 
         self.assertEqual(list(Presence.objects.values_list("reply_channel", flat=True)), [LIVE + "bob-tab-2"])
+
+
+def test_the_sweep_sockets_command_sweeps_once_and_prints_what_it_removed():
+    from io import StringIO
+    from unittest import mock
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    report = sockets.SweepReport(presences=2, memberships=5, dead_daphnes=[DEAD])
+    with mock.patch.object(sockets, "sweep", return_value=report) as sweep:
+        call_command("sweep_sockets", stdout=out)
+    sweep.assert_called_once_with()
+    assert out.getvalue().strip() == f'{{"dead_daphnes": ["{DEAD}"], "memberships": 5, "presences": 2}}'
