@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import List, Optional
 from urllib.parse import urlparse, urlunparse
 
-from tests.support.processes import REPO, VENV_BIN, Process, RedisServer, free_port, wait_for_port
+from tests.support.processes import (
+    REPO,
+    VENV_BIN,
+    Process,
+    RedisServer,
+    free_port,
+    wait_for_healthz,
+    wait_for_port,
+)
 
 DEFAULT_LAYER = os.environ.get("CHANNEL_LAYER_BACKEND", "")
 
@@ -211,19 +219,10 @@ class Stack:
 
     def wait_until_serving(self, timeout: float = 30.0) -> None:
         """Until a request through each daphne has come back from a worker."""
-        import requests
-
         deadline = time.monotonic() + timeout
         for port in self.daphne_ports:
-            while True:
-                try:
-                    if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                        break
-                except requests.RequestException:
-                    pass
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"daphne on {port} did not serve a worker's reply:\n{self.logs()}")
-                time.sleep(0.1)
+            remaining = max(deadline - time.monotonic(), 0.1)
+            wait_for_healthz(f"http://127.0.0.1:{port}", timeout=remaining, describe=self.logs)
 
     def stop(self) -> None:
         for process in [*self.frontdoors, *self.daphnes, *self.workers, self.gunicorn]:

@@ -32,6 +32,22 @@ def wait_for_port(port: int, *, host: str = "127.0.0.1", timeout: float = 20.0, 
     raise TimeoutError(f"nothing listened on {host}:{port} within {timeout}s")
 
 
+def wait_for_healthz(base_url: str, *, timeout: float, describe=lambda: "") -> None:
+    """Until GET base_url/healthz answers 200: through daphne, that is a worker's reply."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if requests.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{base_url}/healthz did not answer 200 within {timeout}s:\n{describe()}")
+        time.sleep(0.1)
+
+
 def redis_server_binary() -> str:
     """The redis-server that make installs into .venv-redis, unless REDIS_SERVER names another."""
     binary = os.environ.get("REDIS_SERVER") or str(REPO / ".venv-redis" / "bin" / "redis-server")

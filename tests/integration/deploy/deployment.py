@@ -10,10 +10,8 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
-import requests
-
 from tests.integration.deploy.servers import Site, kill_marked
-from tests.support.processes import REPO, VENV_BIN, Process, free_port
+from tests.support.processes import REPO, VENV_BIN, Process, free_port, wait_for_healthz
 
 SITECTL = REPO / "deploy" / "supervisor" / "sitectl"
 
@@ -114,16 +112,7 @@ class SupervisorDeployment:
 
     def wait_until_serving(self, timeout: float = 60) -> None:
         """Until /healthz asked of the daphne pool came back from a worker (http.request)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if requests.get(f"http://{self.daphne_bind}/healthz", timeout=5).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the daphne pool did not serve /healthz:\n{self.logs()}")
-            time.sleep(0.2)
+        wait_for_healthz(f"http://{self.daphne_bind}", timeout=timeout, describe=self.logs)
 
     def stop(self) -> List[int]:
         """Stops supervisord (and so every program); returns the pids that had to be killed after."""
