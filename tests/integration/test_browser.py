@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.prerequisites import require
+
 try:
     from playwright.sync_api import expect, sync_playwright
 except ImportError:  # the `browser` fixture says so: a skip locally, a failure in CI
@@ -39,15 +41,9 @@ XSS_CHAT = "<script>window.__pwned=1</script><b>bold</b><img src=x onerror=windo
 EN_US_DATETIME = re.compile(r"\d{1,2}/\d{1,2}/\d{4}, \d{1,2}:\d{2}:\d{2}\s[AP]M")
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
 def unavailable(reason: str) -> None:
     """No browser: skipped on a developer's machine, a failure where CI promised one."""
-    if in_ci():
-        pytest.fail(f"{reason}; CI is set, so the browser tests must run", pytrace=False)
-    pytest.skip(reason)
+    require(False, reason)
 
 
 # Autouse, so that a missing browser is found out before the stack is started for nothing.

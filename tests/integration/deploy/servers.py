@@ -17,8 +17,7 @@ import time
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence
 
-import pytest
-
+from tests.support.prerequisites import require
 from tests.support.processes import REPO, VENV_BIN, Process, free_port, wait_for_port
 
 # Variables of the test's own environment that would configure the site if inherited.
@@ -28,19 +27,6 @@ SITE_VARIABLES = ("REDIS_URL", "DATABASE_URL", "PORT", "SITE_ENV_FILE", "VAR_DIR
 # Every process a deployment test starts carries this variable, so the test can find
 # (and, as a last resort, kill) whatever one of them left behind.
 MARKER = "DEPLOY_TEST_MARKER"
-
-
-def under_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def require(available: bool, what: str) -> None:
-    """A missing prerequisite: skipped on a developer's machine, a failure under CI."""
-    if available:
-        return
-    if under_ci():
-        pytest.fail(f"{what}; CI is set, so the deployment tests must run (see .ci/run)", pytrace=False)
-    pytest.skip(what)
 
 
 def require_root() -> None:
