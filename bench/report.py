@@ -410,9 +410,9 @@ def markdown(results: dict, images: dict[str, str | None], folder_name: str) -> 
         out += ["", "**This is a `--quick` run: small sizes, for development only.**"]
     out += [
         "",
-        "The machine is a shared 2-core VM: other test suites ran beside this one, so latencies, and",
-        "their tails most of all, are noisy (the load averages per phase are in the results). CPU time per",
-        "delivery is the steadier figure. Re-run on a quiet machine to compare.",
+        "The machine is a 2-core VM that the clients share with the servers, so latencies, and their",
+        "tails most of all, move with whatever else runs (the load averages per phase are in the results",
+        "and the verdicts below). CPU time per delivery is the steadier figure.",
         "",
         "## Targets (the project's layer)",
         "",
