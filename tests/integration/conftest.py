@@ -1,4 +1,14 @@
+import os
+from pathlib import Path
+
 import pytest
+
+from tests.support.prerequisites import require
+
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:  # the `browser` fixture says so: a skip locally, a failure in CI
+    expect = sync_playwright = None
 
 from tests.integration.stack import Stack
 
@@ -34,3 +44,29 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"rep_{report.when}", report)
+
+
+CHROMIUM = os.environ.get("CHROMIUM_EXECUTABLE", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# An upper bound for anything to show up on a page, not an expectation of speed.
+BROWSER_WAIT_MS = 20_000
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for every browser test: Playwright's sync API allows one per process."""
+    require(Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM} (set CHROMIUM_EXECUTABLE)")
+    require(sync_playwright is not None, "the playwright package is not installed (requirements-dev.txt)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        expect.set_options(timeout=BROWSER_WAIT_MS)
+        yield chromium
+        chromium.close()

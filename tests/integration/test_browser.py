@@ -4,31 +4,17 @@ Every page is opened through a front door (project/frontdoor.py), so that it and
 WebSocket share one origin, as behind nginx. Each browser context is one person.
 """
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 
-from tests.support.prerequisites import require
-
 try:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 except ImportError:  # the `browser` fixture says so: a skip locally, a failure in CI
-    expect = sync_playwright = None
+    expect = None
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("CHROMIUM_EXECUTABLE", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # An upper bound for anything to show up on a page, not an expectation of speed.
 WAIT_MS = 20_000
 # A dropped socket is retried after a growing delay (up to 10 s) by WebSocketBridge.
@@ -41,23 +27,10 @@ XSS_CHAT = "<script>window.__pwned=1</script><b>bold</b><img src=x onerror=windo
 EN_US_DATETIME = re.compile(r"\d{1,2}/\d{1,2}/\d{4}, \d{1,2}:\d{2}:\d{2}\s[AP]M")
 
 
-def unavailable(reason: str) -> None:
-    """No browser: skipped on a developer's machine, a failure where CI promised one."""
-    require(False, reason)
-
-
 # Autouse, so that a missing browser is found out before the stack is started for nothing.
-@pytest.fixture(scope="session", autouse=True)
-def browser():
-    if not Path(CHROMIUM).exists():
-        unavailable(f"no Chromium at {CHROMIUM} (set CHROMIUM_EXECUTABLE)")
-    if sync_playwright is None:
-        unavailable("the playwright package is not installed (requirements-dev.txt)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        expect.set_options(timeout=WAIT_MS)
-        yield chromium
-        chromium.close()
+@pytest.fixture(autouse=True)
+def needs_browser(browser):
+    return browser
 
 
 @pytest.fixture
