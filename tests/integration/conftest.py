@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.clients import Socket
 from tests.support.prerequisites import require
 
 try:
@@ -70,3 +71,19 @@ def browser():
         expect.set_options(timeout=BROWSER_WAIT_MS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def open_socket():
+    """open_socket(url, cookie=..., ...): a real WebSocket, closed after the test."""
+    opened = []
+
+    def open_(url: str, **kwargs) -> Socket:
+        sock = Socket(url, **kwargs)
+        opened.append(sock)
+        return sock
+
+    yield open_
+    for sock in opened:
+        if sock.connected:
+            sock.close()

@@ -7,7 +7,7 @@ and broadcasts cross processes. Each test has its own room, so counts do not mix
 
 import json
 import time
-from typing import Callable, List
+from typing import Callable
 
 import pytest
 
@@ -46,19 +46,13 @@ def cookies(stack, users):
 
 
 @pytest.fixture
-def sockets():
-    """Opens chat sockets for a test and closes them after it."""
-    opened: List[Socket] = []
+def sockets(open_socket):
+    """Opens chat sockets for a test; they are closed after it."""
 
-    def open_socket(stack, cookie=None, daphne: int = 0) -> Socket:
-        sock = Socket(stack.ws_url(STREAM, daphne=daphne), cookie=cookie)
-        opened.append(sock)
-        return sock
+    def open_chat_socket(stack, cookie=None, daphne: int = 0) -> Socket:
+        return open_socket(stack.ws_url(STREAM, daphne=daphne), cookie=cookie)
 
-    yield open_socket
-    for sock in opened:
-        if sock.connected:
-            sock.close()
+    return open_chat_socket
 
 
 def is_join(room: str) -> Callable[[dict], bool]:

@@ -89,18 +89,8 @@ def hostile(stack, users):
 
 
 @pytest.fixture
-def sockets():
-    opened = []
-
-    def open_socket(url, **kwargs) -> Socket:
-        sock = Socket(url, **kwargs)
-        opened.append(sock)
-        return sock
-
-    yield open_socket
-    for sock in opened:
-        if sock.connected:
-            sock.close()
+def sockets(open_socket):
+    return open_socket
 
 
 def is_error(frame: dict) -> bool:
