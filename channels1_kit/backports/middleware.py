@@ -1,4 +1,4 @@
-"""Request limits that Django 2.2 lacks (docs/security.md)."""
+"""Request limits that Django 2.2 lacks (CVE-2023-23969)."""
 
 from django.conf import settings
 
@@ -16,6 +16,7 @@ class RequestLimitsMiddleware:
 
     def __call__(self, request):
         language = request.META.get("HTTP_ACCEPT_LANGUAGE")
-        if language is not None and len(language) > settings.ACCEPT_LANGUAGE_HEADER_MAX_LENGTH:
+        limit = getattr(settings, "ACCEPT_LANGUAGE_HEADER_MAX_LENGTH", 500)
+        if language is not None and len(language) > limit:
             del request.META["HTTP_ACCEPT_LANGUAGE"]
         return self.get_response(request)

@@ -1,4 +1,4 @@
-"""A cap on the number of files in one multipart request (docs/security.md, CVE-2023-24580)."""
+"""A cap on the number of files in one multipart request, for Django 2.2 (CVE-2023-24580)."""
 
 from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
@@ -23,7 +23,8 @@ class FileCountLimitUploadHandler(FileUploadHandler):
 
     def new_file(self, *args, **kwargs):
         self.files += 1
-        limit = settings.DATA_UPLOAD_MAX_NUMBER_FILES
+        # Django 2.2 has no such setting; 100 is the default the fixed releases chose.
+        limit = getattr(settings, "DATA_UPLOAD_MAX_NUMBER_FILES", 100)
         if limit is not None and self.files > limit:
             raise TooManyFilesSent(f"The number of files exceeded DATA_UPLOAD_MAX_NUMBER_FILES ({limit}).")
         super().new_file(*args, **kwargs)

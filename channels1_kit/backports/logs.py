@@ -1,4 +1,4 @@
-"""Log output that a client's text cannot forge (docs/security.md, CVE-2025-48432)."""
+"""Log output that a client's text cannot forge, for Django 2.2 (CVE-2025-48432)."""
 
 import logging
 import re

@@ -1,4 +1,4 @@
-"""Authentication that takes as long whether or not the user can log in (docs/security.md)."""
+"""Authentication that takes as long whether or not the user can log in, for Django 2.2 (CVE-2024-39329)."""
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
