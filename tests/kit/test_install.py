@@ -1,0 +1,94 @@
+"""The environment is the one we chose: the conflicts pip reports, and the ASGI 1 packages untouched.
+
+channels, daphne and asgi_redis are installed with --no-deps on Django 3.0+ and never patched:
+whatever they lack, the kit's loader supplies from outside them.
+"""
+
+import base64
+import hashlib
+import importlib.metadata
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DJANGO_VERSION = tuple(int(part) for part in importlib.metadata.version("Django").split(".")[:2])
+LEGACY_RUNTIME = DJANGO_VERSION < (3, 0)
+ASGI1_DISTRIBUTIONS = ["channels", "daphne", "asgi_redis"]
+# What each of them declares of asgiref, as released.
+ASGIREF_REQUIREMENTS = {"channels": "~=1.1", "daphne": "~=1.1", "asgi-redis": "~=1.1.2"}
+
+
+def test_pip_check_lists_only_the_chosen_conflicts():
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "check"], capture_output=True, text=True, timeout=120, check=False
+    )
+    reported = set(result.stdout.strip().splitlines())
+    if LEGACY_RUNTIME:
+        assert reported == {"No broken requirements found."}, result.stdout
+        assert result.returncode == 0
+    else:
+        asgiref = importlib.metadata.version("asgiref")
+        expected = {
+            f"{name} {importlib.metadata.version(name)} has requirement asgiref{spec}, but you have asgiref {asgiref}."
+            for name, spec in ASGIREF_REQUIREMENTS.items()
+        }
+        assert reported == expected, result.stdout
+        assert result.returncode == 1
+
+
+def recorded_digest(path: Path) -> str:
+    """A file's sha256 as RECORD writes it: urlsafe base64 without padding."""
+    digest = hashlib.sha256(path.read_bytes()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def compiled(file: importlib.metadata.PackagePath) -> bool:
+    return "__pycache__" in file.parts or file.suffix == ".pyc"
+
+
+@pytest.mark.parametrize("name", ASGI1_DISTRIBUTIONS)
+def test_installed_files_match_their_record(name):
+    distribution = importlib.metadata.distribution(name)
+    files = [file for file in distribution.files or [] if not compiled(file)]
+    assert files, f"{name} has no RECORD"
+    missing, differing, unhashed = [], [], []
+    for file in files:
+        path = Path(file.locate())
+        if file.hash is None:
+            # RECORD cannot hold its own hash; nothing else may go without one.
+            if file.name != "RECORD":
+                unhashed.append(str(file))
+            continue
+        if not path.is_file():
+            missing.append(str(file))
+            continue
+        assert file.hash.mode == "sha256", f"{file}: {file.hash.mode}"
+        if recorded_digest(path) != file.hash.value or path.stat().st_size != file.size:
+            differing.append(str(file))
+    assert (missing, differing, unhashed) == ([], [], []), f"{name} {distribution.version}"
+
+
+def site_dirs(recorded: set[Path]) -> set[Path]:
+    """Where the distribution's .dist-info sits: its top-level packages are the directories there."""
+    return {path.parent.parent for path in recorded if path.parent.name.endswith(".dist-info")}
+
+
+@pytest.mark.parametrize("name", ASGI1_DISTRIBUTIONS)
+def test_no_file_was_added_to_their_packages(name):
+    """A module dropped into channels/ or asgi_redis/ would also be a patch."""
+    distribution = importlib.metadata.distribution(name)
+    recorded = {Path(file.locate()).resolve() for file in distribution.files or []}
+    # The packages it owns: daphne also puts a plugin into twisted/, which belongs to Twisted.
+    roots = {
+        path.parent for path in recorded if path.name == "__init__.py" and path.parent.parent in site_dirs(recorded)
+    }
+    assert roots, f"{name}: no package directory in RECORD"
+    added = [
+        str(path)
+        for root in roots
+        for path in root.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.resolve() not in recorded
+    ]
+    assert added == []
