@@ -73,6 +73,19 @@ rooms = st.one_of(
     st.sampled_from(["staff", "nowhere", "", "GENERAL", "general ", "gen\x00eral", "\ud800"]),
     json_scalars,
 )
+# Blank messages and messages at and past the length limit, and history with a valid `since`, each
+# have a strategy of their own below. Hypothesis mixes into its draws constants from whichever of
+# the site's modules are imported, so the cases it drew rarely came up or not depending on the rest
+# of the suite and on unrelated code (message-too-long: 5 frames in one run, none in another).
+edge_messages = st.sampled_from(
+    [
+        "",
+        " \n\t ",
+        "x" * (conf.MESSAGE_MAX_LENGTH + 1),
+        "y" * conf.MESSAGE_MAX_LENGTH,
+        " " + "z" * conf.MESSAGE_MAX_LENGTH + "\n",
+    ]
+)
 messages = st.one_of(st.text(min_size=1, max_size=40), st.text(min_size=1, max_size=40), hostile_text, json_values)
 since_values = st.one_of(
     st.integers(min_value=-5, max_value=50),
@@ -105,7 +118,9 @@ structured = st.one_of(
     command("send", room=rooms, message=messages),
     command("send", room=good_rooms, message=messages),
     command("send", room=good_rooms, message=st.text(min_size=1, max_size=40)),
+    command("send", room=good_rooms, message=edge_messages),
     command("history", room=rooms, since=since_values),
+    command("history", room=good_rooms, since=st.integers(min_value=0, max_value=50)),
     st.fixed_dictionaries({"command": junk_commands, "room": rooms}).flatmap(with_extras),
 )
 
