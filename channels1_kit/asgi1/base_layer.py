@@ -4,9 +4,10 @@ asgi_redis's RedisChannelLayer subclasses it (``from asgiref.base_layer import
 BaseChannelLayer``) and calls its name checks and ``get_capacity``; the behaviour here follows
 the ASGI 1 specification:
 
-* a channel name is ASCII letters, digits, ``-``, ``_`` and ``.``, shorter than 100
-  characters, optionally followed by ``?`` (single-reader) or ``!`` (process-local) and a
-  suffix of the same characters; a group name has no ``?`` or ``!`` part;
+* a channel name is ASCII letters, digits, ``-``, ``_`` and ``.``, optionally followed by
+  ``?`` (single-reader) or ``!`` (process-local) and a suffix of the same characters, 100
+  characters in all at most (the specification asks layers to take names of at least 100
+  bytes); a group name has no ``?`` or ``!`` part;
 * names that are not text, or break the rules, are refused with TypeError;
 * a process-local channel is received by its prefix up to and including the ``!``.
 """
@@ -33,8 +34,9 @@ class BaseChannelLayer:
     class MessageTooLarge(Exception):
         """The message is larger than the layer can carry."""
 
-    channel_name_regex = re.compile(rf"^{_NAME_CHARS}+([?!]{_NAME_CHARS}*)?$")
-    group_name_regex = re.compile(rf"^{_NAME_CHARS}+$")
+    # \Z, not $: "$" also matches before a final newline, which no name may contain.
+    channel_name_regex = re.compile(rf"^{_NAME_CHARS}+([?!]{_NAME_CHARS}*)?\Z")
+    group_name_regex = re.compile(rf"^{_NAME_CHARS}+\Z")
 
     def __init__(self, expiry=60, group_expiry=86400, capacity=100, channel_capacity=None):
         self.expiry = expiry
@@ -93,7 +95,7 @@ class BaseChannelLayer:
     # Names.
 
     def match_type_and_length(self, name) -> bool:
-        return isinstance(name, str) and len(name) < MAX_NAME_LENGTH
+        return isinstance(name, str) and len(name) <= MAX_NAME_LENGTH
 
     def valid_channel_name(self, name, receive=False) -> bool:
         if not (self.match_type_and_length(name) and self.channel_name_regex.match(name)):

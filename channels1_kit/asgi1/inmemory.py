@@ -42,9 +42,13 @@ class ChannelLayer(BaseChannelLayer):
             queue.append((time.time() + self.expiry, channel, copy.deepcopy(message)))
 
     def receive(self, channels, block=False):
-        self.valid_channel_names(list(channels), receive=True)
+        channels = list(channels)
+        if not channels:
+            # As asgiref 1's in-memory layer and asgi_redis answer: nothing to receive.
+            return None, None
+        self.valid_channel_names(channels, receive=True)
         # No channel is always served first.
-        keys = random.sample(list(channels), len(channels))
+        keys = random.sample(channels, len(channels))
         with self._lock:
             self._expire()
             for key in keys:
@@ -59,6 +63,7 @@ class ChannelLayer(BaseChannelLayer):
         with self._lock:
             while True:
                 name = pattern + "".join(random.choices(_SUFFIX_CHARS, k=12))
+                self.valid_channel_name(name)
                 if self.non_local_name(name) not in self._queues or pattern.endswith("!"):
                     return name
 
@@ -78,6 +83,7 @@ class ChannelLayer(BaseChannelLayer):
                 self._groups.pop(group, None)
 
     def group_channels(self, group):
+        self.valid_group_name(group)
         with self._lock:
             self._expire()
             return list(self._groups.get(group, {}))
