@@ -42,7 +42,7 @@ FALLBACKS = {
     "django.utils.six": "six",
 }
 
-# What this process was supplied, in the order it happened: (name, why). For tests and reports.
+# What this process was supplied, in the order the modules ran: (name, why). For tests and reports.
 supplied: list[tuple[str, str]] = []
 
 
@@ -50,7 +50,7 @@ def install() -> None:
     """Puts the loader's finders on sys.meta_path, once; a no-op if CHANNELS1_KIT_LOADER=0."""
     if os.environ.get("CHANNELS1_KIT_LOADER", "1") == "0":
         return
-    if any(isinstance(finder, (FallbackFinder, ProvidingArgsFinder)) for finder in sys.meta_path):
+    if any(isinstance(finder, FallbackFinder | ProvidingArgsFinder) for finder in sys.meta_path):
         return
     # First in line, to wrap channels.signals before the path finder loads it.
     sys.meta_path.insert(0, ProvidingArgsFinder())
@@ -88,13 +88,13 @@ class _AliasLoader(importlib.abc.Loader):
         # The import system hands back whatever sys.modules holds for the name once this
         # returns, so the requested name becomes the target module itself, not a copy.
         sys.modules[module.__name__] = importlib.import_module(self.target)
+        supplied.append((module.__name__, f"served from {self.target}"))
 
 
 class FallbackFinder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path=None, target=None):
         source = _fallback_target(fullname)
         if source is not None:
-            supplied.append((fullname, f"served from {source}"))
             return importlib.machinery.ModuleSpec(fullname, _AliasLoader(source))
         if sys.version_info >= (3, 12):
             return _bridge_find_module(fullname, path)
@@ -134,7 +134,6 @@ class ProvidingArgsFinder(importlib.abc.MetaPathFinder):
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or spec.loader is None or signal_accepts_providing_args():
             return None
-        supplied.append((fullname, "Signal(providing_args=...) accepted"))
         spec.loader = _ProvidingArgsLoader(spec.loader)
         return spec
 
@@ -168,8 +167,11 @@ class _ProvidingArgsLoader(importlib.abc.Loader):
         LegacySignal.__module__ = signal.__module__
         # channels.signals runs `from django.dispatch import Signal`: it sees the subclass while
         # it runs, and everyone else keeps Django's own class.
+        # The swap happens under the import lock of channels.signals; a thread that imports
+        # Signal at that very moment gets the subclass, which behaves the same.
         django.dispatch.Signal = LegacySignal
         try:
             self.loader.exec_module(module)
         finally:
             django.dispatch.Signal = signal
+        supplied.append((module.__name__, "Signal(providing_args=...) accepted"))
