@@ -15,6 +15,10 @@ expiry, group expiry, encryption, flush and statistics. It changes:
   reads, and hands them out one per call; the Twisted path (``receive_twisted``, used by
   daphne) keeps one connection per shard open instead of opening one per message, and
   replaces it if it drops or stops answering.
+* ``hosts`` URLs mean the same on both paths (``channels1_kit.redis_urls``): ``rediss://``
+  with its certificate options, ACL users (``redis://user:password@host``), and one clear
+  error naming the URL, password masked, for a refused password or certificate or an
+  unknown host. The layer's str() masks passwords too.
 
 The storage layout is described in ``fanout_layer.lua``; it differs from asgi_redis's,
 so all processes sharing a prefix must use this layer.
@@ -28,11 +32,14 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgpack
+import redis
 from asgi_redis import RedisChannelLayer
 from asgi_redis.twisted_utils import defer
+
+from channels1_kit import redis_urls
 
 from . import lua
 
@@ -40,9 +47,6 @@ try:
     import txredisapi
 except ImportError:  # Only daphne's Twisted receive path needs it.
     txredisapi = None
-
-if TYPE_CHECKING:
-    from twisted.python.failure import Failure
 
 logger = logging.getLogger("fanout_layer")
 
@@ -131,7 +135,29 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
         self._waiting = _Waiting()
         self._full_lock = threading.Lock()
         self._full_counts: Counter[str] = Counter()
-        self._twisted_connections: dict[int, Any] = {}
+        self._twisted_shards: dict[int, Any] = {}
+
+    def _generate_connections(self, hosts: list[str], redis_kwargs: dict) -> list:
+        """asgi_redis's clients, one per host, built from redis_urls for redis:// and rediss://.
+
+        asgi_redis hands each URL to redis-py 2.10.6's from_url, whose rediss:// cannot work on
+        Python 3.12+ and which knows no ACL users; unix:// URLs still go there.
+        """
+        self._redis_kwargs = dict(redis_kwargs)
+        self._redis_urls: list[redis_urls.RedisURL | None] = []
+        clients = []
+        for host in hosts:
+            if host.startswith(("redis://", "rediss://")):
+                url = redis_urls.parse(host)
+                self._redis_urls.append(url)
+                clients.append(url.redis_client(redis.Redis, **redis_kwargs))
+            else:
+                self._redis_urls.append(None)
+                clients.append(redis.Redis.from_url(host, **redis_kwargs))
+        return clients
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__}(hosts={[redis_urls.mask(host) for host in self.hosts]})"
 
     def _register_scripts(self) -> None:
         super()._register_scripts()
@@ -272,7 +298,7 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
         daphne calls this again as soon as it returns, so it must wait for a message
         rather than return at once when there is none.
         """
-        from twisted.internet import reactor
+        from twisted.internet import reactor, task
 
         plan = self._receive_plan(channels, block=True)
         reply = None
@@ -281,15 +307,22 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
                 call = plan.send(reply)
             except StopIteration as done:
                 return done.value
-            connection = self._twisted_connection(call.index)
+            shard = self._twisted_shard(call.index)
+            connection = shard.connection
             if isinstance(call, _Take):
                 pending, timeout = connection.eval(lua.TAKE, call.keys, call.args), self.reply_timeout
             else:
                 pending = connection.blpop(call.keys, timeout=call.timeout)
                 timeout = call.timeout + self.reply_timeout
             try:
-                reply = yield pending.addTimeout(timeout, reactor)
+                reply = yield shard.wait_for(pending, timeout)
+            except defer.CancelledError:
+                # An attempt to connect failed meanwhile, and said why (TwistedShard.failed).
+                return NOTHING
             except defer.TimeoutError:
+                if shard.failure is not None:
+                    # Still failing, for the reason already logged; the connection keeps trying.
+                    return NOTHING
                 # A late reply would be taken for the answer to the next command, so the
                 # connection goes and a new one is made on the next call.
                 logger.warning("Redis shard %d did not answer within %ss: reconnecting", call.index, timeout)
@@ -298,8 +331,18 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
             except txredisapi.ConnectionError as error:
                 # The connection reconnects by itself and the next call waits for it;
                 # daphne would wait five seconds after an exception instead.
-                logger.warning("Lost the connection to Redis shard %d while receiving: %s", call.index, error)
+                if shard.failure is None:
+                    logger.warning("Lost the connection to Redis shard %d while receiving: %s", call.index, error)
                 return NOTHING
+            except txredisapi.ResponseError as error:
+                if not redis_urls.is_auth_refusal(error):
+                    raise
+                # NOAUTH (the URL has no password) or NOPERM (the ACL user lacks a right): said once,
+                # then asked again every reconnect_delay rather than in a tight loop.
+                shard.failed(f"Redis refused the credentials: {error}")
+                yield task.deferLater(reactor, self.reconnect_delay, lambda: None)
+                return NOTHING
+            shard.succeeded()
 
     def _receive_plan(self, channels: Iterable[str], block: bool) -> Generator[_Take | _Wait, Any, Received]:
         """How to receive, as the Redis calls to make: yields each call, is sent its reply.
@@ -410,46 +453,37 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
         # Unpacked per recipient: each one gets a message of its own to change.
         return channel, msgpack.unpackb(body, raw=False)
 
-    def _twisted_connection(self, index: int):
+    def _twisted_shard(self, index: int):
         """The shard's long-lived txredisapi connection, made on first use; it reconnects by itself."""
-        connection = self._twisted_connections.get(index)
-        if connection is None:
+        shard = self._twisted_shards.get(index)
+        if shard is None:
             if txredisapi is None:
                 raise RuntimeError("receive_twisted needs txredisapi")
-            settings = self.connection(index).connection_pool.connection_kwargs
-            if "host" not in settings:
-                raise ValueError(f"receive_twisted needs Redis over TCP, not {self.hosts[index]}")
-            connection = txredisapi.lazyConnection(
-                host=settings["host"],
-                port=settings["port"],
-                dbid=settings.get("db"),
-                password=settings.get("password"),
-                # Bodies are bytes, and a body that looks like a number is still a body.
-                charset=None,
-                convertNumbers=False,
-                reconnect=True,
-            )
-            connection._factory.maxDelay = self.reconnect_delay
-            # txredisapi reports a failed first connection (refused password, a server that
-            # never answers) on a Deferred that a lazy connection hands to no one.
-            connection._connected.addErrback(self._log_connection_failure, index)
-            self._twisted_connections[index] = connection
-        return connection
+            url = self._redis_urls[index]
+            if url is None:
+                raise ValueError(f"receive_twisted needs Redis over TCP, not {redis_urls.mask(self.hosts[index])}")
+            from .twisted_redis import TwistedShard
+
+            connect_timeout = url.socket_connect_timeout or self._redis_kwargs.get("socket_connect_timeout")
+            shard = TwistedShard(index, url, reconnect_delay=self.reconnect_delay, connect_timeout=connect_timeout)
+            self._twisted_shards[index] = shard
+        return shard
+
+    def _twisted_connection(self, index: int):
+        return self._twisted_shard(index).connection
 
     def _drop_twisted_connection(self, index: int) -> None:
-        connection = self._twisted_connections.pop(index, None)
-        if connection is not None:
-            connection.disconnect().addErrback(self._log_connection_failure, index)
-
-    @staticmethod
-    def _log_connection_failure(failure: "Failure", index: int) -> None:
-        logger.warning("Redis shard %d: connection failed: %s", index, failure.getErrorMessage())
+        shard = self._twisted_shards.pop(index, None)
+        if shard is not None:
+            shard.disconnect().addErrback(
+                lambda failure: logger.warning("Redis shard %d: %s", index, failure.getErrorMessage())
+            )
 
     def disconnect_twisted(self):
         """Closes the Twisted receive connections; returns a Deferred that fires once they are."""
-        connections = list(self._twisted_connections.values())
-        self._twisted_connections.clear()
-        return defer.gatherResults([connection.disconnect() for connection in connections])
+        shards = list(self._twisted_shards.values())
+        self._twisted_shards.clear()
+        return defer.gatherResults([shard.disconnect() for shard in shards])
 
     # Flush and statistics
 

@@ -15,25 +15,33 @@ would never hear another broadcast. InterfaceLayer wraps the configured layer an
   Redis restarted and forgot the groups, so every socket is closed with CLOSE_RECONNECT
   and the pages reconnect and catch up with `since`;
 * keeps a frame larger than WEBSOCKET_MAX_FRAME_BYTES out of Redis: the worker gets its
-  size in its place and answers "frame-too-large".
+  size in its place and answers "frame-too-large";
+* answers GET /healthz itself while Redis cannot be used, 503 with the reason (refused
+  password, refused certificate, unknown host...) in place of daphne's "Request queue full".
 
 Everything else (receive_twisted, group_expiry, extensions, ChannelFull...) is the
 wrapped layer's.
 """
 
+import json
 import logging
 import time
 from collections import deque
 from typing import Any, Deque, List, Optional, Set, Tuple
 
+import redis
 from django.conf import settings
 from twisted.internet import defer, task
 
+from channels1_kit import redis_urls
 from project import sockets
-from project.outages import REDIS_ERRORS
+from project.outages import redis_trouble
 from project.websocket import CLOSE_RECONNECT, OVERSIZED_KEY
 
 logger = logging.getLogger(__name__)
+
+# project/urls.py's health check: the one page daphne answers itself when Redis cannot be used.
+HEALTHZ_PATH = "/healthz"
 
 
 class InterfaceLayer:
@@ -73,11 +81,16 @@ class InterfaceLayer:
             self._sockets.discard(reply_channel)
         try:
             self._layer.send(channel, message)
-        except REDIS_ERRORS as error:
+        except redis.exceptions.RedisError as error:
+            if not redis_trouble(error):
+                raise
             logger.warning("Redis refused %s (%s): answering as if the channel were full", channel, error)
             self._redis_down = True
             if channel == "websocket.receive":
                 self._sockets.discard(reply_channel)
+            if channel == "http.request" and message.get("path") == HEALTHZ_PATH:
+                self._answer_unhealthy(reply_channel, error)
+                return
             raise self._layer.ChannelFull(channel) from error
         except self._layer.ChannelFull:
             # daphne closes a socket whose frame it cannot queue, and says nothing more.
@@ -86,6 +99,22 @@ class InterfaceLayer:
             raise
         if channel == "websocket.connect":
             self._sockets.add(reply_channel)
+
+    def _answer_unhealthy(self, reply_channel: str, error: Exception) -> None:
+        # The reason without the URL: a load balancer's health check may be public.
+        body = {"status": "redis-unavailable", "reason": redis_urls.without_url(str(error))}
+        self._ready.append(
+            (
+                reply_channel,
+                {
+                    "status": 503,
+                    "headers": [(b"Content-Type", b"application/json"), (b"Cache-Control", b"no-store")],
+                    "content": json.dumps(body).encode("utf8"),
+                    "more_content": False,
+                },
+            )
+        )
+        self._deliver_ready()
 
     def _bounded(self, message: dict) -> dict:
         payload = message.get("text")
@@ -154,7 +183,9 @@ class InterfaceLayer:
         try:
             run_ids = [self._layer.connection(index).info("server")["run_id"] for index in range(self._layer.ring_size)]
             sockets.write_snapshot(self._layer, self._send_channel, self._sockets, now=time.time())
-        except REDIS_ERRORS as error:
+        except redis.exceptions.RedisError as error:
+            if not redis_trouble(error):
+                raise
             if not self._redis_down:
                 logger.warning("Redis unreachable (%s); %d socket(s) wait for it", error, len(self._sockets))
             self._redis_down = True

@@ -14,9 +14,31 @@ from typing import Any, Tuple
 
 import redis
 
+from channels1_kit.redis_urls import is_auth_refusal
+
 logger = logging.getLogger("django.channels")
 
-REDIS_ERRORS: Tuple[type, ...] = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+# A refused password or ACL user counts as Redis trouble too: it lasts until the URL or the
+# server's users are fixed, and the process should say so and wait, not exit or fail with 500.
+# The site's layer raises those as ConnectionErrors (channels1_kit.redis_urls); a stock layer
+# raises plain ResponseErrors, which redis_trouble() tells from a bad command by their message.
+REDIS_ERRORS: Tuple[type, ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.AuthenticationError,
+)
+
+
+def redis_trouble(error: BaseException) -> bool:
+    """Whether error means Redis cannot be used as configured, rather than a bug or a bad command.
+
+    Use as `except redis.exceptions.RedisError as error: if not redis_trouble(error): raise`.
+    """
+    return isinstance(error, REDIS_ERRORS) or (
+        isinstance(error, redis.exceptions.ResponseError) and is_auth_refusal(error)
+    )
+
+
 FIRST_PAUSE = 0.5
 LONGEST_PAUSE = 2.0
 
@@ -45,7 +67,9 @@ class OutageTolerantLayer:
             return self._layer.receive_many(channels, block=block)
         try:
             received = self._layer.receive_many(channels, block=True)
-        except REDIS_ERRORS as error:
+        except redis.exceptions.RedisError as error:
+            if not redis_trouble(error):
+                raise
             self.failures += 1
             pause = min(FIRST_PAUSE * 2 ** (self.failures - 1), LONGEST_PAUSE)
             if self.failures == 1:

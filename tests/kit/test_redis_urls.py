@@ -1,0 +1,199 @@
+"""channels1_kit.redis_urls without a server: what each URL form means to redis-py and to txredisapi,
+that no string form shows the password, and that a mistyped URL fails at once, naming itself."""
+
+import ssl
+
+import pytest
+import redis
+
+from channels1_kit import redis_urls
+from channels1_kit.redis_urls import RedisAuthenticationError, RedisConnection, parse
+
+
+def test_a_plain_url_with_a_password_means_what_redis_py_made_of_it():
+    url = parse("redis://:s3cret@cache.internal:6380/2")
+
+    assert (url.host, url.port, url.db, url.username, url.password, url.tls) == (
+        "cache.internal",
+        6380,
+        2,
+        None,
+        "s3cret",
+        False,
+    )
+    assert url.ssl_context() is None
+    assert url.twisted_tls() is None
+    assert parse("redis://127.0.0.1").port == 6379
+    assert parse("redis://127.0.0.1").db == 0
+    assert parse("redis://127.0.0.1:6379?db=3").db == 3
+
+
+def test_a_plain_url_makes_asgi_redis_the_same_pool_as_before_with_our_connection_class():
+    client = parse("redis://:s3cret@127.0.0.1:6380/1").redis_client(socket_timeout=15, socket_connect_timeout=5)
+    stock = redis.Redis.from_url("redis://:s3cret@127.0.0.1:6380/1", socket_timeout=15, socket_connect_timeout=5)
+
+    ours, theirs = client.connection_pool.connection_kwargs, stock.connection_pool.connection_kwargs
+    assert type(client) is type(stock) is redis.Redis
+    assert {key: ours[key] for key in theirs} == theirs
+    assert client.connection_pool.connection_class is RedisConnection
+    assert issubclass(RedisConnection, redis.connection.Connection)
+
+
+def test_an_acl_user_and_percent_encoded_credentials_are_decoded():
+    url = parse("rediss://app%40site:p%40ss%3Aw%2Frd@cache.example.com:6379/0")
+
+    assert url.username == "app@site"
+    assert url.password == "p@ss:w/rd"
+    assert url.txredisapi_kwargs()["username"] == "app@site"
+    connection = RedisConnection(**_without_pool_keys(url.connection_kwargs()))
+    assert connection.username == "app@site"
+
+
+def _without_pool_keys(kwargs: dict) -> dict:
+    return {key: value for key, value in kwargs.items() if key != "connection_class"}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "rediss://user:hunter2@cache.example.com:6379/0?ssl_cert_reqs=none",
+        "redis://:hunter2@127.0.0.1:6379/0",
+        "rediss://:hunter2@[::1]:6380/4",
+    ],
+)
+def test_no_string_form_shows_the_password(url):
+    parsed = parse(url)
+    client = parsed.redis_client()
+    connection = client.connection_pool.make_connection()
+
+    for shown in (str(parsed), repr(parsed), parsed.masked, repr(connection), repr(client.connection_pool)):
+        assert "hunter2" not in shown
+    assert ":***@" in str(parsed)
+    assert redis_urls.mask(url) == parsed.masked
+    # A URL that does not parse is masked too, in its own error.
+    assert "hunter2" not in redis_urls.mask("redis://:hunter2@host:notaport/0")
+    with pytest.raises(ValueError) as refused:
+        parse("redis://user:hunter2@host:notaport/0")
+    assert "hunter2" not in str(refused.value) and "***" in str(refused.value)
+
+
+def test_the_masked_form_is_the_url_with_port_database_and_tls_options():
+    assert parse("redis://127.0.0.1").masked == "redis://127.0.0.1:6379/0"
+    assert parse("redis://app:pw@h:1/2").masked == "redis://app:***@h:1/2"
+    assert parse("rediss://:pw@h?ssl_cert_reqs=none").masked == "rediss://:***@h:6379/0?ssl_cert_reqs=none"
+    assert (
+        parse("rediss://h/0?ssl_ca_certs=/etc/ca.pem").masked
+        == "rediss://h:6379/0?ssl_cert_reqs=required&ssl_ca_certs=/etc/ca.pem"
+    )
+
+
+def test_rediss_verifies_against_the_system_trust_store_and_checks_the_host_name_by_default():
+    url = parse("rediss://:pw@cache.example.com:6379")
+    context = url.ssl_context()
+
+    assert url.cert_reqs == "required" and url.check_hostname
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname is True
+    # No CA file named: what ssl.create_default_context loads, the system's.
+    assert context.cert_store_stats() == ssl.create_default_context().cert_store_stats()
+    from twisted.internet._sslverify import ClientTLSOptions
+
+    assert isinstance(url.twisted_tls(), ClientTLSOptions)
+
+
+def test_ssl_cert_reqs_none_encrypts_without_verifying_as_heroku_redis_needs():
+    url = parse("rediss://:pw@ec2-1-2-3-4.compute-1.amazonaws.com:12345?ssl_cert_reqs=none")
+    context = url.ssl_context()
+
+    assert context.verify_mode == ssl.CERT_NONE
+    assert context.check_hostname is False
+    creator = url.twisted_tls()
+    options = creator._options
+    assert options.verify is False
+    from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+
+    assert IOpenSSLClientConnectionCreator.providedBy(creator)
+
+
+def test_optional_verifies_the_chain_but_not_the_host_name_unless_asked():
+    optional = parse("rediss://h?ssl_cert_reqs=optional")
+    assert optional.ssl_context().verify_mode == ssl.CERT_OPTIONAL
+    assert optional.ssl_context().check_hostname is False
+    assert optional.twisted_tls()._options.verify is True
+    assert parse("rediss://h?ssl_cert_reqs=optional&ssl_check_hostname=true").ssl_context().check_hostname
+    assert not parse("rediss://h?ssl_check_hostname=false").ssl_context().check_hostname
+
+
+@pytest.mark.parametrize(
+    ("url", "complaint"),
+    [
+        ("http://127.0.0.1:6379", "redis:// or rediss://"),
+        ("redis://:pw@", "no host"),
+        ("rediss://h?ssl_cert_reqs=maybe", "expected none, optional or required"),
+        ("rediss://h?ssl_cert_req=none", "unknown option(s) ssl_cert_req"),
+        ("redis://h?ssl_cert_reqs=none", "only apply to rediss://"),
+        ("rediss://h?ssl_cert_reqs=none&ssl_check_hostname=true", "needs ssl_cert_reqs=optional or required"),
+        ("rediss://h?ssl_check_hostname=perhaps", "expected true or false"),
+        ("rediss://h?ssl_keyfile=/k.pem", "ssl_keyfile needs ssl_certfile"),
+        ("redis://h/zero", "is not a number"),
+        ("redis://user@h", "a user name needs a password"),
+    ],
+)
+def test_a_mistyped_url_fails_at_once_saying_what_is_wrong(url, complaint):
+    with pytest.raises(ValueError) as refused:
+        parse(url)
+
+    assert complaint in str(refused.value)
+
+
+def test_a_ca_file_replaces_the_system_trust_store_on_both_paths(tmp_path):
+    from tests.support.processes import RedisTLS
+
+    tls = RedisTLS(tmp_path)
+    url = parse(f"rediss://127.0.0.1:6380?ssl_ca_certs={tls.ca_file}")
+
+    assert url.ssl_context().cert_store_stats()["x509_ca"] == 1
+    assert url.twisted_tls() is not None
+    empty = tmp_path / "empty.pem"
+    empty.write_text("not a certificate\n")
+    with pytest.raises(ValueError, match="no PEM certificate"):
+        parse(f"rediss://127.0.0.1:6380?ssl_ca_certs={empty}").twisted_tls()
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "WRONGPASS invalid username-password pair or user is disabled.",
+        "NOAUTH Authentication required.",
+        "Protocol error: unauthenticated multibulk length",
+        "invalid password",
+        "ERR AUTH <password> called without any password configured for the default user.",
+        "NOPERM this user has no permissions to run the 'eval' command",
+    ],
+)
+def test_every_way_redis_refuses_credentials_is_recognized(message):
+    assert redis_urls.is_auth_refusal(redis.exceptions.ResponseError(message))
+    assert redis_urls.is_auth_refusal(message)
+
+
+def test_other_errors_are_not_taken_for_refused_credentials():
+    assert not redis_urls.is_auth_refusal(redis.exceptions.ResponseError("WRONGTYPE Operation against a key"))
+    assert not redis_urls.is_auth_refusal(redis.exceptions.ResponseError("ERR unknown command 'FOO'"))
+    # Refused credentials are a ConnectionError too: code riding out an outage rides this out.
+    assert issubclass(RedisAuthenticationError, redis.exceptions.ConnectionError)
+    assert issubclass(RedisAuthenticationError, redis.exceptions.AuthenticationError)
+
+
+def test_an_error_message_without_its_url_is_the_cause_alone():
+    message = "rediss://:***@h:6379/0?ssl_cert_reqs=none: Redis refused the credentials: WRONGPASS x"
+    assert redis_urls.without_url(message) == "Redis refused the credentials: WRONGPASS x"
+    assert redis_urls.without_url("Connection refused") == "Connection refused"
+
+
+def test_the_layer_shows_its_hosts_masked():
+    from fanout_layer import FanoutRedisChannelLayer
+
+    layer = FanoutRedisChannelLayer(hosts=["rediss://app:hunter2@127.0.0.1:1/0?ssl_cert_reqs=none"])
+
+    assert "hunter2" not in str(layer)
+    assert "rediss://app:***@127.0.0.1:1/0?ssl_cert_reqs=none" in str(layer)
