@@ -121,7 +121,8 @@ class Stack:
 
     def django(self, code: str):
         """Runs Python in a Django shell against the stack; returns what the code printed as JSON."""
-        result = self.manage("shell", "-c", code)
+        # --no-imports: Django 5.2's shell otherwise prints a line about the models it imports.
+        result = self.manage("shell", "--no-imports", "-c", code)
         out = result.stdout.strip().splitlines()
         return json.loads(out[-1]) if out else None
 

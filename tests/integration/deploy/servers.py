@@ -251,5 +251,6 @@ class Site:
 
     def django(self, code: str):
         """Runs Python in a Django shell of the site; returns the JSON its last line printed."""
-        out = self.manage("shell", "-c", code).stdout.strip().splitlines()
+        # --no-imports: Django 5.2's shell otherwise prints a line about the models it imports.
+        out = self.manage("shell", "--no-imports", "-c", code).stdout.strip().splitlines()
         return json.loads(out[-1]) if out else None

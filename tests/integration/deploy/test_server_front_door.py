@@ -106,3 +106,19 @@ def test_gunicorn_reloads_on_hup_and_keeps_serving(server):
 
     assert deployment.pids(["gunicorn"])["gunicorn"] == master
     assert requests.get(server.http + "/liveblog/", timeout=10).status_code == 200
+
+
+def test_a_browsers_login_through_nginx_passes_djangos_origin_check(server):
+    """Browsers send Origin with a form's POST, and Django (4.0+) compares it with the Host it was
+    given, port included, even over plain HTTP: nginx must pass the Host the browser asked for."""
+    session = requests.Session()
+    session.get(server.http + "/accounts/login/", timeout=10).raise_for_status()
+    response = session.post(
+        server.http + "/accounts/login/",
+        data={"username": "alice", "password": "alicealice", "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+        headers={"Origin": server.http, "Referer": server.http + "/accounts/login/"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert response.status_code == 302, response.text[:2000]
+    assert response.headers["Location"] == "/chat/"
