@@ -215,6 +215,13 @@ def without_url(message: str) -> str:
     return re.sub(r"^rediss?://\S*: ", "", message)
 
 
+def tls_failure_hint(reason: str) -> str:
+    """What to try when a TLS handshake failed for reason (OpenSSL's words), in parentheses."""
+    if "alert certificate required" in reason or "alert bad certificate" in reason:
+        return "(the server wants a client certificate: ssl_certfile=PATH&ssl_keyfile=PATH)"
+    return "(does the port speak TLS?)"
+
+
 def _mask_loosely(url: str) -> str:
     # For a URL that does not parse: whatever sits between "user:" and "@" goes.
     return re.sub(r"(//[^/@:]*:)[^@]*@", r"\1***@", url)
@@ -325,8 +332,9 @@ class RedisConnection(Connection):
             ) from error
         except ssl.SSLError as error:
             sock.close()
+            reason = str(error.reason or error)
             raise redis.exceptions.ConnectionError(
-                f"{url}: TLS handshake failed: {error.reason or error} (does the port speak TLS?)"
+                f"{url}: TLS handshake failed: {reason} {tls_failure_hint(reason)}"
             ) from error
         except TimeoutError as error:
             sock.close()
@@ -359,27 +367,45 @@ class RedisConnection(Connection):
             if reply not in (b"OK", "OK"):
                 raise redis.exceptions.ConnectionError(f"{self.redis_url}: Redis answered SELECT with {reply!r}")
 
+    def send_packed_command(self, command: Any) -> None:
+        try:
+            super().send_packed_command(command)
+        except redis.exceptions.ConnectionError as error:
+            raise self._said_clearly(error) from error
+
     def read_response(self) -> Any:
-        url = self.redis_url
         try:
             response = super().read_response()
         except redis.exceptions.ResponseError as error:
             self._answered = True
             if is_auth_refusal(error):
-                raise RedisAuthenticationError(f"{url}: Redis refused the credentials: {error}") from error
+                raise RedisAuthenticationError(f"{self.redis_url}: Redis refused the credentials: {error}") from error
             raise
-        except redis.exceptions.ConnectionError as error:
-            if not self._answered and self.ssl_context is None:
-                # A TLS-only port closes a plaintext connection without a word.
-                raise redis.exceptions.ConnectionError(
-                    f"{url}: the server closed the connection before answering ({error}); "
-                    "if it only speaks TLS, use rediss://"
-                ) from error
-            raise type(error)(f"{url}: {error}") from error
-        except redis.exceptions.TimeoutError as error:
-            raise redis.exceptions.TimeoutError(f"{url}: {error}") from error
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+            raise self._said_clearly(error) from error
         self._answered = True
         return response
+
+    def _said_clearly(self, error: redis.exceptions.RedisError) -> redis.exceptions.RedisError:
+        """error with the URL in front, and what it likely means when Redis has not answered yet."""
+        url = self.redis_url
+        if str(error).startswith(str(url)):
+            return error  # Said by _connect or on_connect already.
+        if self._answered or isinstance(error, redis.exceptions.TimeoutError):
+            return type(error)(f"{url}: {error}")
+        if self.ssl_context is None:
+            # A TLS-only port closes a plaintext connection without a word.
+            return redis.exceptions.ConnectionError(
+                f"{url}: the server closed the connection before answering ({error}); "
+                "if it only speaks TLS, use rediss://"
+            )
+        if "alert" in str(error):
+            # TLS 1.3 servers refuse a client certificate after the handshake, on the first read.
+            return redis.exceptions.ConnectionError(f"{url}: TLS refused: {error} {tls_failure_hint(str(error))}")
+        return redis.exceptions.ConnectionError(
+            f"{url}: the server closed the TLS connection before answering ({error}); if it asks for a "
+            "client certificate, name one with ssl_certfile=PATH&ssl_keyfile=PATH"
+        )
 
 
 # txredisapi (Twisted)

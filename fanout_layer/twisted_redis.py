@@ -17,7 +17,7 @@ from twisted.internet import defer, endpoints, error
 from twisted.internet.interfaces import IHandshakeListener, IStreamClientEndpoint
 from zope.interface import implementer
 
-from channels1_kit.redis_urls import RedisURL, is_auth_refusal
+from channels1_kit.redis_urls import RedisURL, is_auth_refusal, tls_failure_hint
 
 logger = logging.getLogger("fanout_layer")
 
@@ -170,7 +170,7 @@ def describe(failure, url: RedisURL) -> str:
                 f"TLS certificate refused: {text} (name the CA that signed it with ssl_ca_certs=PATH; "
                 "for a self-signed certificate, ssl_cert_reqs=none)"
             )
-        return f"TLS handshake failed: {text} (does the port speak TLS?)"
+        return f"TLS handshake failed: {text} {tls_failure_hint(text)}"
     if type(value).__name__ == "VerificationError":
         # service_identity's: the certificate is good but names another host.
         return f"TLS certificate refused: it is not valid for {url.host!r} ({value})"

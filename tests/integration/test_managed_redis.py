@@ -79,6 +79,16 @@ def tls_redis(workdir, tls) -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="module")
+def client_cert_redis(workdir, tls) -> Iterator[RedisServer]:
+    """TLS that asks every client for a certificate the CA signed (mutual TLS)."""
+    server = RedisServer(
+        workdir, name="redis-mtls", binary=debian_redis_server(), tls=tls, password=PASSWORD, client_certs=True
+    )
+    with server:
+        yield server
+
+
+@pytest.fixture(scope="module")
 def acl_redis(workdir) -> Iterator[RedisServer]:
     """Plain TCP with a password and an ACL user, as self-managed Redis 6+ is."""
     server = RedisServer(
@@ -232,6 +242,27 @@ def test_plain_tcp_to_the_tls_port_says_to_use_rediss(tls_redis, layers, reactor
         assert reactor.call(layer.receive_twisted, [DAPHNE]) == (None, None)
     assert "if it only speaks TLS, use rediss://" in caplog.text
     assert "could not auth" not in caplog.text
+
+
+def test_a_client_certificate_is_shown_on_both_paths(client_cert_redis, tls, layers, reactor):
+    query = f"ssl_ca_certs={tls.ca_file}&ssl_certfile={tls.client_cert_file}&ssl_keyfile={tls.client_key_file}"
+    layer = layers(tls_url(client_cert_redis, query))
+
+    check_both_paths(layer, reactor)
+
+
+def test_without_the_client_certificate_a_server_that_asks_for_one_refuses_on_both_paths(
+    client_cert_redis, tls, layers, reactor, caplog
+):
+    layer = layers(tls_url(client_cert_redis, f"ssl_ca_certs={tls.ca_file}"))
+
+    # TLS 1.3 refuses after the handshake: the first attempt hears the alert, redis-py's retry a reset.
+    with pytest.raises(redis.exceptions.ConnectionError, match="client certificate"):
+        layer.send("websocket.receive", {"text": "lost"})
+    with caplog.at_level(logging.INFO, logger="fanout_layer"):
+        assert reactor.call(layer.receive_twisted, [DAPHNE]) == (None, None)
+    assert "Redis shard 0 (rediss://" in caplog.text, caplog.text
+    assert "the server wants a client certificate" in caplog.text, caplog.text
 
 
 # ACL users and passwords

@@ -119,8 +119,9 @@ class RedisServer:
 
     By default the redis-server of .venv-redis, in plain TCP, without a password. The options
     make it the kind of Redis the platforms hand out: another binary (Debian's has TLS), TLS
-    only (`tls`: the server's cert, key and the CA file, paths), a password for the default
-    user, and ACL users (`users`: {name: password}, each allowed everything).
+    only (`tls`: the server's cert, key and the CA file, paths; `client_certs`: clients must
+    show a certificate that CA signed), a password for the default user, and ACL users
+    (`users`: {name: password}, each allowed everything).
     """
 
     def __init__(
@@ -133,6 +134,7 @@ class RedisServer:
         tls: Optional["RedisTLS"] = None,
         password: Optional[str] = None,
         users: Optional[dict] = None,
+        client_certs: bool = False,
     ):
         self.port = port or free_port()
         self.log_dir = log_dir
@@ -141,6 +143,7 @@ class RedisServer:
         self.tls = tls
         self.password = password
         self.users = dict(users or {})
+        self.client_certs = client_certs
         self.process: Optional[Process] = None
 
     @property
@@ -157,7 +160,8 @@ class RedisServer:
             args += ["--port", str(self.port)]
         else:
             # TLS only: nothing answers in plain TCP, as on Heroku Redis and ElastiCache.
-            args += ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"]
+            args += ["--port", "0", "--tls-port", str(self.port)]
+            args += ["--tls-auth-clients", "yes" if self.client_certs else "no"]
             args += ["--tls-cert-file", str(self.tls.cert_file), "--tls-key-file", str(self.tls.key_file)]
             args += ["--tls-ca-cert-file", str(self.tls.ca_file)]
         if self.password:
@@ -184,42 +188,58 @@ DEBIAN_REDIS_SERVER = "/usr/bin/redis-server"
 
 
 class RedisTLS:
-    """A CA of its own and a server certificate it signed, for 127.0.0.1 and localhost, as PEM files in directory.
+    """A CA of its own, and certificates it signed, as PEM files in directory.
 
-    `hosts` are the names and addresses the server certificate is valid for.
+    `cert_file` and `key_file` are the server's, valid for `hosts` (names and addresses);
+    `client_cert_file` and `client_key_file` a client's, for a server that asks for one.
     """
 
     def __init__(self, directory: Path, *, hosts: tuple = ("127.0.0.1", "localhost")):
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.ca_file = directory / "ca.pem"
+        self._ca_key = ec.generate_private_key(ec.SECP256R1())
+        self._ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tests' Redis CA")])
+        ca_cert = (
+            self._builder(self._ca_name, self._ca_key.public_key())
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(self._ca_key.public_key()), critical=False)
+            .sign(self._ca_key, hashes.SHA256())
+        )
+        self._write_cert(self.ca_file, ca_cert)
+        self.cert_file, self.key_file = self._issue("server", hosts, ExtendedKeyUsageOID.SERVER_AUTH)
+        self.client_cert_file, self.client_key_file = self._issue("client", ("site",), ExtendedKeyUsageOID.CLIENT_AUTH)
+
+    def _builder(self, subject, public_key):
         import datetime
+
+        from cryptography import x509
+
+        now = datetime.datetime.now(datetime.UTC)
+        return (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(self._ca_name)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=2))
+        )
+
+    def _issue(self, name: str, hosts: tuple, usage) -> tuple:
         import ipaddress
 
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+        from cryptography.x509.oid import NameOID
 
-        directory.mkdir(parents=True, exist_ok=True)
-        self.ca_file = directory / "ca.pem"
-        self.cert_file = directory / "server.pem"
-        self.key_file = directory / "server-key.pem"
-        now = datetime.datetime.now(datetime.UTC)
-        validity = (now - datetime.timedelta(hours=1), now + datetime.timedelta(days=2))
-
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tests' Redis CA")])
-        ca_cert = (
-            x509.CertificateBuilder()
-            .subject_name(ca_name)
-            .issuer_name(ca_name)
-            .public_key(ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(validity[0])
-            .not_valid_after(validity[1])
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256())
-        )
         key = ec.generate_private_key(ec.SECP256R1())
         names = []
         for host in hosts:
@@ -228,24 +248,27 @@ class RedisTLS:
             except ValueError:
                 names.append(x509.DNSName(host))
         cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
-            .issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(validity[0])
-            .not_valid_after(validity[1])
+            self._builder(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]), key.public_key())
             .add_extension(x509.SubjectAlternativeName(names), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.KeyUsage(True, False, True, False, False, False, False, False, False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256())
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._ca_key.public_key()), critical=False
+            )
+            .sign(self._ca_key, hashes.SHA256())
         )
-        self.ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-        self.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        self.key_file.write_bytes(
+        cert_file, key_file = self.directory / f"{name}.pem", self.directory / f"{name}-key.pem"
+        self._write_cert(cert_file, cert)
+        key_file.write_bytes(
             key.private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             )
         )
+        return cert_file, key_file
+
+    @staticmethod
+    def _write_cert(path: Path, cert) -> None:
+        from cryptography.hazmat.primitives import serialization
+
+        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
