@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from channels1_kit.redis_urls import mask
+
 SITE_DIR = Path(__file__).resolve().parent.parent
 SUPERVISOR_DIR = SITE_DIR / "deploy" / "supervisor"
 
@@ -94,7 +96,7 @@ def main() -> None:
   daphne pool:     {env['DAPHNE_PROCESSES']} processes on {env['DAPHNE_BIND']} (HTTP + WebSocket, --fd 0)
   runworker:       {env['WORKER_PROCESSES']} processes
   gunicorn:        {env['GUNICORN_WORKERS']} workers on {env['GUNICORN_BIND']}
-  Redis:           {env['REDIS_URL']}
+  Redis:           {', '.join(mask(url.strip()) for url in env['REDIS_URL'].split(','))}
   logs:            {env['SITE_VAR']}/log/
   Ctrl-C stops everything.
 """,
