@@ -54,3 +54,31 @@ def test_the_worker_ready_signal_wraps_every_thread_of_a_worker_once():
     for each in [worker, *worker.workers]:
         assert isinstance(each.channel_layer, OutageTolerantLayer)
         assert isinstance(each.channel_layer._layer, FlakyLayer)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        redis.exceptions.ResponseError("WRONGPASS invalid username-password pair or user is disabled."),
+        redis.exceptions.ResponseError("NOAUTH Authentication required."),
+        redis.exceptions.ResponseError("invalid password"),
+        redis.exceptions.AuthenticationError("Invalid Password"),
+    ],
+)
+def test_refused_credentials_are_waited_out_like_an_unreachable_redis(error):
+    class RefusingLayer(FlakyLayer):
+        def receive_many(self, channels, block=False):
+            raise error
+
+    layer = OutageTolerantLayer(RefusingLayer(0), sleep=lambda pause: None)
+    assert layer.receive_many(["websocket.receive"], block=True) == (None, None)
+    assert layer.failures == 1
+
+
+def test_any_other_redis_error_still_ends_the_worker_loop():
+    class BuggyLayer(FlakyLayer):
+        def receive_many(self, channels, block=False):
+            raise redis.exceptions.ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value")
+
+    with pytest.raises(redis.exceptions.ResponseError, match="WRONGTYPE"):
+        OutageTolerantLayer(BuggyLayer(0), sleep=lambda pause: None).receive_many(["websocket.receive"], block=True)
