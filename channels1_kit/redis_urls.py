@@ -100,6 +100,8 @@ class RedisURL:
             for name in ("ca_certs", "certfile", "keyfile"):
                 if getattr(self, name):
                     options.append(f"ssl_{name}={getattr(self, name)}")
+            if self.check_hostname != (self.cert_reqs == "required"):
+                options.append(f"ssl_check_hostname={str(self.check_hostname).lower()}")
         return url + ("?" + "&".join(options) if options else "")
 
     def __str__(self) -> str:
@@ -371,7 +373,10 @@ class RedisConnection(Connection):
         try:
             super().send_packed_command(command)
         except redis.exceptions.ConnectionError as error:
-            raise self._said_clearly(error) from error
+            clear = self._said_clearly(error)
+            if clear is error:
+                raise
+            raise clear from error
 
     def read_response(self) -> Any:
         try:
@@ -382,7 +387,10 @@ class RedisConnection(Connection):
                 raise RedisAuthenticationError(f"{self.redis_url}: Redis refused the credentials: {error}") from error
             raise
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
-            raise self._said_clearly(error) from error
+            clear = self._said_clearly(error)
+            if clear is error:
+                raise
+            raise clear from error
         self._answered = True
         return response
 

@@ -296,6 +296,32 @@ def test_a_wrong_password_is_said_quickly_on_both_paths(tls_redis, layers, react
         layer.send("websocket.receive", {"text": "lost"})
 
 
+def test_both_paths_recover_by_themselves_once_the_password_is_set_on_the_server(
+    tls_redis, tls, layers, reactor, caplog
+):
+    url = tls_url(tls_redis, f"ssl_ca_certs={tls.ca_file}", credentials="latecomer:its-new-pw")
+    layer = layers(url)
+    with caplog.at_level(logging.INFO, logger="fanout_layer"):
+        with pytest.raises(RedisAuthenticationError):
+            layer.send("websocket.receive", {"text": "lost"})
+        assert reactor.call(layer.receive_twisted, [DAPHNE]) == (None, None)
+
+        # The operator creates the user the URL names; nothing is restarted.
+        admin_url = parse(tls_redis.url)
+        admin_url.redis_client().execute_command(
+            "ACL", "SETUSER", "latecomer", "on", ">its-new-pw", "~*", "&*", "+@all"
+        )
+        layer.group_add("room", DAPHNE + "a")
+        layer.send_group("room", {"text": "to the room"})
+        # daphne's loop: the connection retries within reconnect_delay (1 s), then the message comes.
+        deadline = time.monotonic() + 10
+        while (received := reactor.call(layer.receive_twisted, [DAPHNE])) == (None, None):
+            assert time.monotonic() < deadline, caplog.text
+    assert received == (DAPHNE + "a", {"text": "to the room"})
+    lines = [record.getMessage() for record in caplog.records if record.name == "fanout_layer"]
+    assert "WRONGPASS" in lines[0] and lines[-1].endswith("connected again"), lines
+
+
 def test_no_password_for_a_server_that_needs_one_is_said_on_both_paths(acl_redis, layers, reactor, caplog):
     layer = layers(f"redis://127.0.0.1:{acl_redis.port}/0")
 

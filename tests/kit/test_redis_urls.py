@@ -85,6 +85,12 @@ def test_the_masked_form_is_the_url_with_port_database_and_tls_options():
         parse("rediss://h/0?ssl_ca_certs=/etc/ca.pem").masked
         == "rediss://h:6379/0?ssl_cert_reqs=required&ssl_ca_certs=/etc/ca.pem"
     )
+    assert parse("rediss://h?ssl_check_hostname=false").masked.endswith(
+        "?ssl_cert_reqs=required&ssl_check_hostname=false"
+    )
+    # Every option the masked form shows means the same again.
+    url = parse("rediss://u:pw@h:1/2?ssl_cert_reqs=optional&ssl_ca_certs=/c.pem&ssl_check_hostname=true")
+    assert parse(url.masked.replace("***", "pw")) == url
 
 
 def test_rediss_verifies_against_the_system_trust_store_and_checks_the_host_name_by_default():
