@@ -59,6 +59,8 @@ class InterfaceLayer:
         self._heartbeat: Optional[task.LoopingCall] = None
         self._run_ids: Optional[List[str]] = None
         self._redis_down = False
+        # The cause of the last send Redis refused, until a heartbeat finds Redis usable again.
+        self._refusal: Optional[str] = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._layer, name)
@@ -84,7 +86,11 @@ class InterfaceLayer:
         except redis.exceptions.RedisError as error:
             if not redis_trouble(error):
                 raise
-            logger.warning("Redis refused %s (%s): answering as if the channel were full", channel, error)
+            # Said once per cause while Redis stays unusable: every request and frame meets it.
+            cause = redis_urls.without_url(str(error))
+            if cause != self._refusal:
+                logger.warning("Redis refused %s (%s): answering as if the channel were full", channel, error)
+                self._refusal = cause
             self._redis_down = True
             if channel == "websocket.receive":
                 self._sockets.discard(reply_channel)
@@ -193,6 +199,7 @@ class InterfaceLayer:
         if self._redis_down:
             logger.info("Redis reachable again")
             self._redis_down = False
+        self._refusal = None
         if self._run_ids is not None and run_ids != self._run_ids:
             self.close_all("Redis restarted and lost every group membership")
         self._run_ids = run_ids

@@ -485,6 +485,9 @@ def test_with_a_wrong_password_each_process_says_so_once_the_worker_waits_and_da
         assert "waiting for it" in waiting[0] and f"rediss://{USER}:***@127.0.0.1" in waiting[0]
         receiving = [line for line in daphne_log.splitlines() if "Redis shard 0" in line]
         assert len(receiving) == 1 and "WRONGPASS" in receiving[0], receiving
+        # The handshake, the health check and their disconnects all met the refusal: said once.
+        refused = [line for line in daphne_log.splitlines() if re.search(r"Redis refused (websocket|http)\.", line)]
+        assert len(refused) == 1 and "WRONGPASS" in refused[0], refused
         assert "could not auth" not in daphne_log
         for log in (worker_log, daphne_log):
             assert f"not-{USER_PASSWORD}" not in log
