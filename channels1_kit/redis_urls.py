@@ -60,6 +60,13 @@ def is_auth_refusal(error: Any) -> bool:
     return any(refusal in message for refusal in AUTH_REFUSALS)
 
 
+def refusal(reply: Any) -> str:
+    """How to say what Redis answered (reply: its error or message) when it refused the URL."""
+    if "NOPERM" in str(reply):
+        return f"the Redis user lacks a right the channel layer needs: {reply}"
+    return f"Redis refused the credentials: {reply}"
+
+
 class RedisAuthenticationError(redis.exceptions.ConnectionError, redis.exceptions.AuthenticationError):
     """Redis refused the URL's credentials or rights.
 
@@ -384,7 +391,7 @@ class RedisConnection(Connection):
         except redis.exceptions.ResponseError as error:
             self._answered = True
             if is_auth_refusal(error):
-                raise RedisAuthenticationError(f"{self.redis_url}: Redis refused the credentials: {error}") from error
+                raise RedisAuthenticationError(f"{self.redis_url}: {refusal(error)}") from error
             raise
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
             clear = self._said_clearly(error)

@@ -339,7 +339,7 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
                     raise
                 # NOAUTH (the URL has no password) or NOPERM (the ACL user lacks a right): said once,
                 # then asked again every reconnect_delay rather than in a tight loop.
-                shard.failed(f"Redis refused the credentials: {error}")
+                shard.failed(redis_urls.refusal(error))
                 yield task.deferLater(reactor, self.reconnect_delay, lambda: None)
                 return NOTHING
             shard.succeeded()

@@ -17,7 +17,7 @@ from twisted.internet import defer, endpoints, error
 from twisted.internet.interfaces import IHandshakeListener, IStreamClientEndpoint
 from zope.interface import implementer
 
-from channels1_kit.redis_urls import RedisURL, is_auth_refusal, tls_failure_hint
+from channels1_kit.redis_urls import RedisURL, is_auth_refusal, refusal, tls_failure_hint
 
 logger = logging.getLogger("fanout_layer")
 
@@ -60,7 +60,7 @@ class _Factory(txredisapi.RedisFactory):
         cause = why.replace("Redis error: ", "", 1)
         if is_auth_refusal(cause):
             # "could not auth: WRONGPASS ...", "could not set dbid=0: NOAUTH ...": what Redis said.
-            cause = "Redis refused the credentials: " + cause.split(": ", 1)[-1]
+            cause = refusal(cause.split(": ", 1)[-1])
         self.shard.failed(cause)
 
     def buildProtocol(self, addr):
@@ -185,5 +185,5 @@ def describe(failure, url: RedisURL) -> str:
             return "the server closed the connection before answering"
         return "the server closed the connection before answering; if it only speaks TLS, use rediss://"
     if is_auth_refusal(value):
-        return f"Redis refused the credentials: {value}"
+        return refusal(value)
     return failure.getErrorMessage()

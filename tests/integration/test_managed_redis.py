@@ -322,6 +322,20 @@ def test_both_paths_recover_by_themselves_once_the_password_is_set_on_the_server
     assert "WRONGPASS" in lines[0] and lines[-1].endswith("connected again"), lines
 
 
+def test_an_acl_user_without_the_rights_the_layer_needs_is_said_on_both_paths(acl_redis, layers, reactor, caplog):
+    admin = redis.Redis(port=acl_redis.port, password=PASSWORD)
+    admin.execute_command("ACL", "SETUSER", "narrow", "on", ">narrow-pw", "~*", "&*", "+@all", "-@scripting")
+    layer = layers(f"redis://narrow:narrow-pw@127.0.0.1:{acl_redis.port}/0")
+
+    with pytest.raises(RedisAuthenticationError, match="lacks a right the channel layer needs: NOPERM"):
+        layer.send("websocket.receive", {"text": "lost"})
+    with caplog.at_level(logging.INFO, logger="fanout_layer"):
+        for _ in range(3):
+            assert reactor.call(layer.receive_twisted, [DAPHNE]) == (None, None)
+    lines = [record.getMessage() for record in caplog.records if record.name == "fanout_layer"]
+    assert len(lines) == 1 and "lacks a right the channel layer needs: NOPERM" in lines[0], lines
+
+
 def test_no_password_for_a_server_that_needs_one_is_said_on_both_paths(acl_redis, layers, reactor, caplog):
     layer = layers(f"redis://127.0.0.1:{acl_redis.port}/0")
 
