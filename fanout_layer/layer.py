@@ -469,9 +469,6 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
             self._twisted_shards[index] = shard
         return shard
 
-    def _twisted_connection(self, index: int):
-        return self._twisted_shard(index).connection
-
     def _drop_twisted_connection(self, index: int) -> None:
         shard = self._twisted_shards.pop(index, None)
         if shard is not None:
