@@ -16,6 +16,9 @@ nothing where the runtime has it:
 ``Signal(providing_args=...)``
     Refused from Django 4.0; channels.signals passes it. While channels.signals runs, and
     only where Signal refuses the argument, it is accepted and dropped.
+``TransactionTestCase._pre_setup`` as a classmethod
+    Django 5.2 calls it on the class; channels.test's mixin defines it per instance, so a
+    ChannelTestCaseMixin with TransactionTestCase failed in setUpClass. Adapted there only.
 finders that only have ``find_module``
     Python 3.12 stopped calling them; Django 2.2's own six registers one for
     ``django.utils.six.moves``. Bridged on 3.12+ only.
@@ -50,10 +53,10 @@ def install() -> None:
     """Puts the loader's finders on sys.meta_path, once; a no-op if CHANNELS1_KIT_LOADER=0."""
     if os.environ.get("CHANNELS1_KIT_LOADER", "1") == "0":
         return
-    if any(isinstance(finder, FallbackFinder | ProvidingArgsFinder) for finder in sys.meta_path):
+    if any(isinstance(finder, FallbackFinder | FixupFinder) for finder in sys.meta_path):
         return
     # First in line, to wrap channels.signals before the path finder loads it.
-    sys.meta_path.insert(0, ProvidingArgsFinder())
+    sys.meta_path.insert(0, FixupFinder())
     # Last in line: asked only for names that every real finder failed to find.
     sys.meta_path.append(FallbackFinder())
 
@@ -117,31 +120,93 @@ def _bridge_find_module(fullname: str, path) -> importlib.machinery.ModuleSpec |
     return None
 
 
-def signal_accepts_providing_args() -> bool:
+def signal_refuses_providing_args() -> bool:
     from django.dispatch import Signal
 
-    return "providing_args" in inspect.signature(Signal.__init__).parameters
+    return "providing_args" not in inspect.signature(Signal.__init__).parameters
 
 
-class ProvidingArgsFinder(importlib.abc.MetaPathFinder):
-    """Finds channels.signals as the path finder would, and runs it with a tolerant Signal if needed."""
+def pre_setup_is_a_classmethod() -> bool:
+    from django.test import TransactionTestCase
 
-    module = "channels.signals"
+    return isinstance(inspect.getattr_static(TransactionTestCase, "_pre_setup"), classmethod)
+
+
+def _run_with_legacy_signal(loader, module: types.ModuleType) -> None:
+    """Runs channels.signals, which passes providing_args (documentation-only since Django 1.x)."""
+    import django.dispatch
+
+    signal = django.dispatch.Signal
+
+    class LegacySignal(signal):
+        def __init__(self, providing_args=None, use_caching=False):
+            super().__init__(use_caching=use_caching)
+
+    LegacySignal.__name__ = LegacySignal.__qualname__ = signal.__name__
+    LegacySignal.__module__ = signal.__module__
+    # channels.signals runs `from django.dispatch import Signal`: it sees the subclass while
+    # it runs, and everyone else keeps Django's own class. The swap happens under the import
+    # lock of channels.signals; a thread importing Signal at that very moment gets the
+    # subclass, which behaves the same.
+    django.dispatch.Signal = LegacySignal
+    try:
+        loader.exec_module(module)
+    finally:
+        django.dispatch.Signal = signal
+
+
+def _run_with_class_pre_setup(loader, module: types.ModuleType) -> None:
+    """Runs channels.test.base, then makes ChannelTestCaseMixin._pre_setup a classmethod.
+
+    Django 5.2's TransactionTestCase._pre_setup is a classmethod, which setUpClass calls on the
+    class before the first test; channels' mixin defines it for an instance, so a mixin with
+    TransactionTestCase failed with "missing 1 required positional argument". The mixin's own
+    methods still do the work: its layer swap is kept on the class, and moved onto the test
+    before its teardown, which expects it there.
+    """
+    loader.exec_module(module)
+    mixin = module.ChannelTestCaseMixin
+    pre_setup, post_teardown = mixin._pre_setup, mixin._post_teardown
+
+    def _pre_setup(cls):
+        pre_setup(cls)
+
+    def _post_teardown(self):
+        cls = type(self)
+        if "_old_layers" in vars(cls):
+            self._old_layers = vars(cls)["_old_layers"]
+            delattr(cls, "_old_layers")
+        post_teardown(self)
+
+    mixin._pre_setup = classmethod(_pre_setup)
+    mixin._post_teardown = _post_teardown
+
+
+# Modules run with a fix where the runtime needs one: name -> (is it needed here?, how to run it, what it does).
+FIXUPS = {
+    "channels.signals": (signal_refuses_providing_args, _run_with_legacy_signal, "Signal(providing_args=...) accepted"),
+    "channels.test.base": (pre_setup_is_a_classmethod, _run_with_class_pre_setup, "_pre_setup as a classmethod"),
+}
+
+
+class FixupFinder(importlib.abc.MetaPathFinder):
+    """Finds a module of FIXUPS as the path finder would, and runs it with its fix if the runtime needs it."""
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname != self.module:
+        if fullname not in FIXUPS:
             return None
+        needed, _, _ = FIXUPS[fullname]
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-        if spec is None or spec.loader is None or signal_accepts_providing_args():
+        if spec is None or spec.loader is None or not needed():
             return None
-        spec.loader = _ProvidingArgsLoader(spec.loader)
+        spec.loader = _FixupLoader(spec.loader)
         return spec
 
     def invalidate_caches(self):
         pass
 
 
-class _ProvidingArgsLoader(importlib.abc.Loader):
+class _FixupLoader(importlib.abc.Loader):
     def __init__(self, loader):
         self.loader = loader
 
@@ -153,25 +218,6 @@ class _ProvidingArgsLoader(importlib.abc.Loader):
         return self.loader.create_module(spec)
 
     def exec_module(self, module: types.ModuleType):
-        import django.dispatch
-
-        signal = django.dispatch.Signal
-
-        class LegacySignal(signal):
-            """A Signal that accepts providing_args, documentation-only since Django 1.x, and drops it."""
-
-            def __init__(self, providing_args=None, use_caching=False):
-                super().__init__(use_caching=use_caching)
-
-        LegacySignal.__name__ = LegacySignal.__qualname__ = signal.__name__
-        LegacySignal.__module__ = signal.__module__
-        # channels.signals runs `from django.dispatch import Signal`: it sees the subclass while
-        # it runs, and everyone else keeps Django's own class.
-        # The swap happens under the import lock of channels.signals; a thread that imports
-        # Signal at that very moment gets the subclass, which behaves the same.
-        django.dispatch.Signal = LegacySignal
-        try:
-            self.loader.exec_module(module)
-        finally:
-            django.dispatch.Signal = signal
-        supplied.append((module.__name__, "Signal(providing_args=...) accepted"))
+        _, run, what = FIXUPS[module.__name__]
+        run(self.loader, module)
+        supplied.append((module.__name__, what))

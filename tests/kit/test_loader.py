@@ -199,6 +199,8 @@ def test_the_sites_imports_get_only_what_the_runtime_lacks():
         assert supplied == []
     else:
         expected = {"asgiref.base_layer", "asgiref.inmemory", "django.utils.six", "channels.signals"}
+        # Django 5.2 made TransactionTestCase._pre_setup a classmethod; 3.x and 4.x did not.
+        expected |= {"channels.test.base"} if DJANGO_VERSION >= (5, 2) else set()
         assert set(supplied) >= expected
         unexpected = [name for name in supplied if name not in expected and not name.startswith("django.utils.six.")]
         assert unexpected == []
@@ -287,7 +289,7 @@ def test_install_is_idempotent():
     code = (
         "import sys, channels1_kit.loader as l\n"
         "l.install(); l.install()\n"
-        "print(sum(type(f).__name__ in ('FallbackFinder', 'ProvidingArgsFinder') for f in sys.meta_path))\n"
+        "print(sum(type(f).__name__ in ('FallbackFinder', 'FixupFinder') for f in sys.meta_path))\n"
     )
     assert run_python("-c", code).stdout.strip() == "2"
 
@@ -304,3 +306,37 @@ def test_importing_the_kit_imports_no_django():
         result = run_python("-c", code, loader=loader)
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout) == [], f"loader={loader}"
+
+
+# -- TransactionTestCase._pre_setup, a classmethod from Django 5.2 ---------------------------------
+
+from channels import Channel  # noqa: E402  (after the subprocess probes, which need no Django)
+from channels.test import TransactionChannelTestCase  # noqa: E402
+
+
+class TestTransactionChannelTestCase(TransactionChannelTestCase):
+    """Django 5.2 calls _pre_setup on the class in setUpClass; without the loader's fix of channels.test
+    this class errors before its first test ("missing 1 required positional argument")."""
+
+    def test_the_first_test_gets_the_in_memory_layer(self):
+        Channel("kit.loader.first").send({"n": 1})
+        assert self.get_next_message("kit.loader.first", require=True).content == {"n": 1}
+
+    def test_every_later_test_gets_a_fresh_one(self):
+        # Nothing sent by the other test is left: each test swapped in its own layer and back.
+        assert self.get_next_message("kit.loader.first") is None
+        Channel("kit.loader.second").send({"n": 2})
+        assert self.get_next_message("kit.loader.second", require=True).content == {"n": 2}
+
+
+def test_the_test_case_fix_applies_only_where_pre_setup_is_a_classmethod():
+    import inspect
+
+    from channels.test.base import ChannelTestCaseMixin
+    from django.test import TransactionTestCase
+
+    import channels1_kit.loader as loader
+
+    needed = isinstance(inspect.getattr_static(TransactionTestCase, "_pre_setup"), classmethod)
+    assert isinstance(inspect.getattr_static(ChannelTestCaseMixin, "_pre_setup"), classmethod) is needed
+    assert (("channels.test.base", "_pre_setup as a classmethod") in loader.supplied) is needed
