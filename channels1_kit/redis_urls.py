@@ -26,7 +26,7 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 from typing import Any, Optional
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 import redis
 from redis.connection import Connection
@@ -209,6 +209,26 @@ def mask(url: str) -> str:
         return parse(url).masked
     except ValueError:
         return _mask_loosely(url)
+
+
+def with_cert_reqs(url: str, cert_reqs: Optional[str]) -> str:
+    """url with ``ssl_cert_reqs=cert_reqs`` added if it is a rediss:// URL that names none itself.
+
+    For a platform that hands out the URL and rotates it (Heroku Redis, with a self-signed
+    certificate): the deploy says once, beside the URL, how to treat its certificate. The URL's
+    own ssl_cert_reqs wins; redis:// URLs and an empty cert_reqs leave the URL as it is.
+    ValueError for a cert_reqs other than none, optional or required (it never names the URL).
+    """
+    value = (cert_reqs or "").strip().lower()
+    if not value:
+        return url
+    if value not in CERT_REQS:
+        raise ValueError(f"{cert_reqs!r}: expected none, optional or required")
+    parts = urlsplit(url)
+    if parts.scheme != "rediss" or "ssl_cert_reqs" in dict(parse_qsl(parts.query, keep_blank_values=True)):
+        return url
+    query = f"{parts.query}&ssl_cert_reqs={value}" if parts.query else f"ssl_cert_reqs={value}"
+    return urlunsplit(parts._replace(query=query))
 
 
 def parse(url: str) -> RedisURL:

@@ -4,6 +4,9 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from channels1_kit.redis_urls import with_cert_reqs
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
@@ -104,8 +107,18 @@ LOGIN_REDIRECT_URL = "/chat/"
 LOGOUT_REDIRECT_URL = "/"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# How to treat the certificate of every rediss:// URL in REDIS_URL that does not say itself
+# (none, optional or required; unset: required): Heroku Redis hands out, and rotates, a
+# rediss:// URL with a self-signed certificate, so the deploy sets REDIS_SSL_CERT_REQS=none
+# instead of editing the URL (docs/deploying.md, "Redis URLs").
+REDIS_SSL_CERT_REQS = os.environ.get("REDIS_SSL_CERT_REQS", "")
 # Several URLs, comma-separated, shard the channel layer over several Redis servers.
-REDIS_HOSTS = env_list("REDIS_URL", "redis://127.0.0.1:6379/0")
+try:
+    REDIS_HOSTS = [
+        with_cert_reqs(url, REDIS_SSL_CERT_REQS) for url in env_list("REDIS_URL", "redis://127.0.0.1:6379/0")
+    ]
+except ValueError as error:
+    raise ImproperlyConfigured(f"REDIS_SSL_CERT_REQS={error}") from None
 
 # The longest a WebSocket stays open, in seconds: daphne's --websocket_timeout in the
 # Procfile and deploy/supervisor/site.conf, and the default group expiry below.

@@ -203,3 +203,63 @@ def test_the_layer_shows_its_hosts_masked():
 
     assert "hunter2" not in str(layer)
     assert "rediss://app:***@127.0.0.1:1/0?ssl_cert_reqs=none" in str(layer)
+
+
+# -- REDIS_SSL_CERT_REQS: a default for URLs the platform hands out -------------------------
+
+
+def test_a_default_cert_reqs_goes_on_a_rediss_url_that_names_none_as_heroku_hands_it_out():
+    heroku = "rediss://:p%40ss@ec2-1-2-3-4.compute-1.amazonaws.com:12345"
+
+    url = redis_urls.with_cert_reqs(heroku, "none")
+
+    assert url == heroku + "?ssl_cert_reqs=none"
+    parsed = parse(url)
+    assert (parsed.host, parsed.port, parsed.password, parsed.cert_reqs) == (
+        "ec2-1-2-3-4.compute-1.amazonaws.com",
+        12345,
+        "p@ss",
+        "none",
+    )
+    assert parsed.ssl_context().verify_mode == ssl.CERT_NONE
+    assert parsed.twisted_tls()._options.verify is False
+    # Beside the URL's other options; case and spaces as a config var may have them.
+    assert redis_urls.with_cert_reqs("rediss://h:1/2?ssl_ca_certs=/ca.pem", " Optional ") == (
+        "rediss://h:1/2?ssl_ca_certs=/ca.pem&ssl_cert_reqs=optional"
+    )
+    assert parse(redis_urls.with_cert_reqs("rediss://u:pw@[::1]:6380/0", "required")).cert_reqs == "required"
+
+
+@pytest.mark.parametrize("own", ["none", "optional", "required"])
+def test_the_urls_own_ssl_cert_reqs_wins_over_the_default(own):
+    url = f"rediss://:pw@cache.example.com:6380/0?ssl_cert_reqs={own}"
+
+    for default in ("none", "optional", "required"):
+        assert redis_urls.with_cert_reqs(url, default) == url
+        assert parse(redis_urls.with_cert_reqs(url, default)).cert_reqs == own
+
+
+def test_a_default_cert_reqs_leaves_plain_urls_and_an_unset_default_leaves_every_url_alone():
+    for plain in ("redis://:pw@127.0.0.1:6379/0", "redis://app:pw@cache:6380", "unix:///run/redis.sock"):
+        assert redis_urls.with_cert_reqs(plain, "none") == plain
+    for unset in ("", None, "  "):
+        assert redis_urls.with_cert_reqs("rediss://:pw@h:1", unset) == "rediss://:pw@h:1"
+    assert parse(redis_urls.with_cert_reqs("rediss://:pw@h:1", "")).cert_reqs == "required"
+
+
+def test_a_mistyped_default_cert_reqs_is_refused_without_naming_the_url():
+    with pytest.raises(ValueError) as refused:
+        redis_urls.with_cert_reqs("rediss://:hunter2@h:1", "off")
+
+    assert str(refused.value) == "'off': expected none, optional or required"
+    assert "hunter2" not in str(refused.value)
+
+
+def test_a_url_given_its_default_cert_reqs_shows_masked_in_the_layer():
+    from fanout_layer import FanoutRedisChannelLayer
+
+    url = redis_urls.with_cert_reqs("rediss://:hunter2@127.0.0.1:1", "none")
+    layer = FanoutRedisChannelLayer(hosts=[url])
+
+    assert "hunter2" not in str(layer) and "hunter2" not in redis_urls.mask(url) and "hunter2" not in repr(parse(url))
+    assert "rediss://:***@127.0.0.1:1/0?ssl_cert_reqs=none" in str(layer)
