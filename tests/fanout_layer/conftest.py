@@ -5,7 +5,6 @@ own, so they neither see nor count each other's keys. Tests that count connectio
 commands server-wide get a Redis of their own.
 """
 
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 
 from fanout_layer import FanoutRedisChannelLayer
-from tests.fanout_layer.support import Reactor, unique_prefixes
+from tests.fanout_layer.support import unique_prefixes
 from tests.support.processes import RedisServer
 
 
@@ -44,17 +43,6 @@ def own_redis(redis_log_dir) -> Iterator[RedisServer]:
     """A Redis for one test, whose server-wide counters only that test moves."""
     with RedisServer(redis_log_dir, name=f"redis-{uuid.uuid4().hex[:8]}") as server:
         yield server
-
-
-@pytest.fixture(scope="session")
-def reactor() -> Iterator[Reactor]:
-    from twisted.internet import reactor as twisted_reactor
-
-    thread = threading.Thread(target=twisted_reactor.run, kwargs={"installSignalHandlers": False}, daemon=True)
-    thread.start()
-    yield Reactor(twisted_reactor)
-    twisted_reactor.callFromThread(twisted_reactor.stop)
-    thread.join(10)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import re
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ import websocket
 
 from channels1_kit.redis_urls import RedisAuthenticationError, parse
 from fanout_layer import FanoutRedisChannelLayer
-from tests.fanout_layer.support import Reactor, unique_prefixes
+from tests.fanout_layer.support import unique_prefixes
 from tests.support.prerequisites import require
 from tests.support.processes import (
     DEBIAN_REDIS_SERVER,
@@ -96,21 +95,6 @@ def acl_redis(workdir) -> Iterator[RedisServer]:
     )
     with server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def reactor() -> Iterator[Reactor]:
-    """The real reactor in a thread; shared with tests/fanout_layer's if that one runs already."""
-    from twisted.internet import reactor as twisted_reactor
-
-    if twisted_reactor.running:
-        yield Reactor(twisted_reactor)
-        return
-    thread = threading.Thread(target=twisted_reactor.run, kwargs={"installSignalHandlers": False}, daemon=True)
-    thread.start()
-    yield Reactor(twisted_reactor)
-    twisted_reactor.callFromThread(twisted_reactor.stop)
-    thread.join(10)
 
 
 @pytest.fixture
