@@ -1,9 +1,11 @@
 """channels1_kit.backports: the Django 2.2 advisory fixes, where they matter (the Django 2.2 run of
 make test-kit-django22) and on Django 5.2, where they must still do no harm to a site that keeps them."""
 
+import datetime
 import logging
 from unittest import mock
 
+import django
 import pytest
 from django.contrib.auth.hashers import get_hasher
 from django.contrib.auth.models import User
@@ -76,3 +78,25 @@ def test_control_characters_in_log_messages_and_arguments_are_written_out():
     mapping = logging.LogRecord("x", logging.INFO, __file__, 1, "%(path)s", ({"path": "/y\rz"},), None)
     assert EscapeControlCharacters().filter(mapping)
     assert mapping.getMessage() == "/y\\rz"
+
+
+needs_django_2_2 = pytest.mark.skipif(
+    django.VERSION >= (3, 1), reason="Django 3.1+ has the fix itself; the backend is for Django 2.2 (test-kit-django22)"
+)
+
+
+@needs_django_2_2
+@pytest.mark.parametrize("offset", [0, datetime.timedelta(0)])
+def test_utc_offsets_from_psycopg2_2_8_and_2_9_both_read_as_utc(offset):
+    from channels1_kit.backports.postgresql.base import utc_tzinfo_factory
+
+    assert utc_tzinfo_factory(offset).utcoffset(None) == datetime.timedelta(0)
+
+
+@needs_django_2_2
+@pytest.mark.parametrize("offset", [60, datetime.timedelta(hours=1)])
+def test_a_connection_not_in_utc_is_still_refused(offset):
+    from channels1_kit.backports.postgresql.base import utc_tzinfo_factory
+
+    with pytest.raises(AssertionError, match="isn't set to UTC"):
+        utc_tzinfo_factory(offset)
