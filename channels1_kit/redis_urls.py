@@ -5,6 +5,18 @@ txredisapi (daphne's receive).
     rediss://[[user]:password@]host[:port][/db][?ssl_cert_reqs=none|optional|required&ssl_ca_certs=PATH
                                              &ssl_certfile=PATH&ssl_keyfile=PATH&ssl_check_hostname=true|false]
 
+    redis+sentinel://[[user]:password@]sentinel[:port][,sentinel[:port]...]/service[/db]
+                    [?sentinel_password=PASSWORD&sentinel_username=USER]
+
+A ``redis+sentinel://`` URL names the sentinels (port 26379 unless given) and the service they
+watch; every new connection asks them, in turn, for the service's master, and a connection that
+finds a replica there (a failover under way) or is told READONLY is dropped, so the next one
+asks again. The user name and password are the data servers'; the sentinels' own, if they have
+one, are ``sentinel_username`` and ``sentinel_password``. TLS with Sentinel is refused
+(``rediss+sentinel://``): the master's certificate would have to name an address the sentinels
+hand out. One URL is one shard; the commas between sentinels are not shard separators
+(``split_urls``).
+
 ``rediss://`` verifies the server's certificate by default (``ssl_cert_reqs=required``) against
 ``ssl_ca_certs`` if named, else the system trust store, and checks the host name against it.
 A service with a self-signed certificate (Heroku Redis) needs ``ssl_cert_reqs=none``: the
@@ -24,6 +36,8 @@ the masked URL and the cause in one line.
 import re
 import socket
 import ssl
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
@@ -33,6 +47,9 @@ from redis.connection import Connection
 
 CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
 DEFAULT_PORT = 6379
+DEFAULT_SENTINEL_PORT = 26379
+SENTINEL_SCHEME = "redis+sentinel"
+SENTINEL_OPTIONS = ("sentinel_password", "sentinel_username")
 TLS_OPTIONS = ("ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname")
 # Query options redis-py's own URL parser takes and that still make sense here.
 PLAIN_OPTIONS = ("db", "socket_timeout", "socket_connect_timeout")
@@ -93,13 +110,31 @@ class RedisURL:
     check_hostname: bool = True
     socket_timeout: Optional[float] = None
     socket_connect_timeout: Optional[float] = None
+    # redis+sentinel://: the sentinels as (host, port), the service they watch, their own credentials.
+    sentinels: tuple = ()
+    service: Optional[str] = None
+    sentinel_username: Optional[str] = None
+    sentinel_password: Optional[str] = field(default=None, repr=False)
+
+    @property
+    def is_sentinel(self) -> bool:
+        return bool(self.sentinels)
 
     @property
     def masked(self) -> str:
         credentials = ""
         if self.username or self.password:
             credentials = quote(self.username or "", safe="") + (":***" if self.password else "") + "@"
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        if self.is_sentinel:
+            hosts = ",".join(f"{_bracketed(host)}:{port}" for host, port in self.sentinels)
+            url = f"{SENTINEL_SCHEME}://{credentials}{hosts}/{self.service}/{self.db}"
+            options = []
+            if self.sentinel_username:
+                options.append(f"sentinel_username={quote(self.sentinel_username, safe='')}")
+            if self.sentinel_password:
+                options.append("sentinel_password=***")
+            return url + ("?" + "&".join(options) if options else "")
+        host = _bracketed(self.host)
         url = f"{'rediss' if self.tls else 'redis'}://{credentials}{host}:{self.port}/{self.db}"
         options = []
         if self.tls:
@@ -130,7 +165,7 @@ class RedisURL:
             if getattr(self, name) is not None:
                 kwargs[name] = getattr(self, name)
         kwargs.update(
-            connection_class=RedisConnection,
+            connection_class=SentinelRedisConnection if self.is_sentinel else RedisConnection,
             redis_url=self,
             ssl_context=self.ssl_context(),
             host=self.host,
@@ -142,7 +177,43 @@ class RedisURL:
 
     def redis_client(self, client_class: type = redis.Redis, **defaults: Any):
         """A redis-py client for this URL (redis.Redis, as asgi_redis's own from_url makes)."""
-        return client_class(connection_pool=redis.ConnectionPool(**self.connection_kwargs(**defaults)))
+        pool_class = SentinelConnectionPool if self.is_sentinel else redis.ConnectionPool
+        return client_class(connection_pool=pool_class(**self.connection_kwargs(**defaults)))
+
+    def sentinel_urls(self) -> list:
+        """One plain URL per sentinel, with the sentinels' credentials and the URL's timeouts."""
+        return [
+            RedisURL(
+                host=host,
+                port=port,
+                username=self.sentinel_username,
+                password=self.sentinel_password,
+                socket_timeout=self.socket_connect_timeout or 2.0,
+                socket_connect_timeout=self.socket_connect_timeout or 2.0,
+            )
+            for host, port in self.sentinels
+        ]
+
+    def discover_master(self) -> tuple:
+        """(host, port) of the service's master, as the first sentinel that knows it says.
+
+        SentinelError (a ConnectionError) saying what each sentinel answered if none does.
+        """
+        answers = []
+        for sentinel in self.sentinel_urls():
+            client = sentinel.redis_client()
+            try:
+                reply = client.execute_command("SENTINEL", "get-master-addr-by-name", self.service)
+            except redis.exceptions.RedisError as error:
+                answers.append(f"{_bracketed(sentinel.host)}:{sentinel.port}: {without_url(str(error))}")
+                continue
+            finally:
+                client.connection_pool.disconnect()
+            if reply:
+                host, port = (part.decode("utf8") if isinstance(part, bytes) else str(part) for part in reply[:2])
+                return host, int(port)
+            answers.append(f"{sentinel.host}:{sentinel.port} knows no service {self.service!r}")
+        raise SentinelError(f"no sentinel named the master of {self.service!r}: {'; '.join(answers)}")
 
     def ssl_context(self) -> Optional[ssl.SSLContext]:
         """The TLS settings of the URL for the standard library; None for redis://."""
@@ -184,6 +255,10 @@ class RedisURL:
 
     def txredisapi_kwargs(self) -> dict:
         """Keyword arguments of txredisapi.lazyConnection / Connection for this URL."""
+        if self.is_sentinel:
+            raise ValueError(
+                f"{self}: txredisapi connects to one server; fanout_layer's TwistedShard follows sentinels"
+            )
         return {
             "host": self.host,
             "port": self.port,
@@ -192,6 +267,32 @@ class RedisURL:
             "username": self.username,
             "ssl_context_factory": self.twisted_tls() or False,
         }
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+class SentinelError(redis.exceptions.ConnectionError):
+    """No sentinel of a redis+sentinel:// URL could name its service's master."""
+
+
+def split_urls(value: str) -> list:
+    """The URLs of a comma-separated list (REDIS_URL with several shards), stripped, empty ones left out.
+
+    A piece that names no scheme (``host:26379``) continues the URL before it: the sentinel list
+    of a redis+sentinel:// URL, whose commas do not separate shards.
+    """
+    urls: list = []
+    for piece in value.split(","):
+        piece = piece.strip()
+        if not piece:
+            continue
+        if urls and "://" not in piece and urls[-1].startswith(SENTINEL_SCHEME + "://"):
+            urls[-1] += "," + piece
+        else:
+            urls.append(piece)
+    return urls
 
 
 def _option_bool(name: str, value: str) -> bool:
@@ -241,7 +342,7 @@ def parse(url: str) -> RedisURL:
 
 def without_url(message: str) -> str:
     """An error message of this module without the URL it starts with: the cause alone."""
-    return re.sub(r"^rediss?://\S*: ", "", message)
+    return re.sub(r"^(rediss?|redis\+sentinel)://\S*: ", "", message)
 
 
 def tls_failure_hint(reason: str) -> str:
@@ -252,14 +353,23 @@ def tls_failure_hint(reason: str) -> str:
 
 
 def _mask_loosely(url: str) -> str:
-    # For a URL that does not parse: whatever sits between "user:" and "@" goes.
-    return re.sub(r"(//[^/@:]*:)[^@]*@", r"\1***@", url)
+    # For a URL that does not parse: whatever sits between "user:" and "@" goes, and any password option.
+    url = re.sub(r"(//[^/@:]*:)[^@]*@", r"\1***@", url)
+    return re.sub(r"((?:^|[?&])[a-z_]*password=)[^&]*", r"\1***", url)
 
 
 def _parse(url: str) -> RedisURL:
     parts = urlsplit(url)
+    if parts.scheme == "rediss+sentinel":
+        raise ValueError(
+            "TLS with Sentinel is not supported: use redis+sentinel:// (plain TCP) or one rediss:// URL of the master"
+        )
+    if parts.scheme == SENTINEL_SCHEME:
+        return _parse_sentinel(parts)
     if parts.scheme not in ("redis", "rediss"):
-        raise ValueError("the scheme must be redis:// or rediss://")
+        raise ValueError("the scheme must be redis:// or rediss:// (or redis+sentinel://)")
+    if "," in parts.netloc:
+        raise ValueError("a comma in the host: several sentinels need redis+sentinel://HOST,HOST/SERVICE")
     if not parts.hostname:
         raise ValueError("no host")
     try:
@@ -289,13 +399,6 @@ def _parse(url: str) -> RedisURL:
         raise ValueError("a user name needs a password (redis://user:password@host)")
     if "ssl_keyfile" in options and "ssl_certfile" not in options:
         raise ValueError("ssl_keyfile needs ssl_certfile")
-    timeouts = {}
-    for name in ("socket_timeout", "socket_connect_timeout"):
-        if name in options:
-            try:
-                timeouts[name] = float(options[name])
-            except ValueError:
-                raise ValueError(f"{name}={options[name]!r} is not a number") from None
     return RedisURL(
         host=parts.hostname,
         port=port,
@@ -308,7 +411,65 @@ def _parse(url: str) -> RedisURL:
         certfile=options.get("ssl_certfile") or None,
         keyfile=options.get("ssl_keyfile") or None,
         check_hostname=check_hostname,
-        **timeouts,
+        **_timeouts(options),
+    )
+
+
+def _timeouts(options: dict) -> dict:
+    timeouts = {}
+    for name in ("socket_timeout", "socket_connect_timeout"):
+        if name in options:
+            try:
+                timeouts[name] = float(options[name])
+            except ValueError:
+                raise ValueError(f"{name}={options[name]!r} is not a number") from None
+    return timeouts
+
+
+def _parse_sentinel(parts) -> RedisURL:
+    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    known = PLAIN_OPTIONS + SENTINEL_OPTIONS
+    given_tls = [name for name in TLS_OPTIONS if name in options]
+    if given_tls:
+        raise ValueError(f"{', '.join(given_tls)}: TLS with Sentinel is not supported")
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    credentials, _, hosts = parts.netloc.rpartition("@")
+    username, _, password = credentials.partition(":")
+    if username and not password:
+        raise ValueError("a user name needs a password (redis+sentinel://user:password@host,host/service)")
+    sentinels = []
+    for entry in hosts.split(","):
+        entry = entry.strip()
+        match = re.fullmatch(r"(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]+))(?::(?P<port>[^:]*))?", entry)
+        if not match:
+            raise ValueError(f"the sentinel {entry!r} is not host[:port]")
+        port_text = match.group("port")
+        if port_text is not None and not port_text.isdigit():
+            raise ValueError(f"the port of the sentinel {entry!r} is not a number")
+        sentinels.append((match.group("v6") or match.group("host"), int(port_text or DEFAULT_SENTINEL_PORT)))
+    path = [unquote(piece) for piece in parts.path.split("/") if piece]
+    if not path:
+        raise ValueError("no service name: redis+sentinel://HOST[,HOST...]/SERVICE[/DB]")
+    if len(path) > 2:
+        raise ValueError("the path is /SERVICE[/DB]")
+    db_text = options.get("db", path[1] if len(path) > 1 else "0")
+    if not db_text.isdigit():
+        raise ValueError(f"the database {db_text!r} is not a number")
+    if options.get("sentinel_username") and not options.get("sentinel_password"):
+        raise ValueError("sentinel_username needs sentinel_password")
+    return RedisURL(
+        host="",
+        port=0,
+        db=int(db_text),
+        username=unquote(username) if username else None,
+        password=unquote(password) if password else None,
+        sentinels=tuple(sentinels),
+        service=path[0],
+        sentinel_username=options.get("sentinel_username") or None,
+        sentinel_password=options.get("sentinel_password") or None,
+        **_timeouts(options),
     )
 
 
@@ -441,6 +602,96 @@ class RedisConnection(Connection):
             f"{url}: the server closed the TLS connection before answering ({error}); if it asks for a "
             "client certificate, name one with ssl_certfile=PATH&ssl_keyfile=PATH"
         )
+
+
+# Errors that mean the connection reached a server that is no longer (or not yet) the master.
+NOT_MASTER = re.compile(r"\bREADONLY\b|\bUNBLOCKED\b|\bMASTERDOWN\b")
+
+
+def not_master(error: Any) -> bool:
+    """Whether Redis answered as a replica would: the master moved, ask the sentinels again."""
+    return bool(NOT_MASTER.search(str(error)))
+
+
+class SentinelRedisConnection(RedisConnection):
+    """RedisConnection to the master the sentinels of a redis+sentinel:// URL name at each connect.
+
+    A connection that finds a replica there, or that is told READONLY (or UNBLOCKED, from a master
+    demoted under a BLPOP), is closed and raises ConnectionError: redis-py retries the command once
+    on a new connection, which asks the sentinels again, and the callers that ride out outages
+    (runworker, daphne) ride out the rest of a failover.
+    """
+
+    description_format = "SentinelRedisConnection<%(redis_url)s>"
+
+    def _connect(self) -> socket.socket:
+        try:
+            self.host, self.port = self.redis_url.discover_master()
+        except SentinelError as error:
+            raise SentinelError(f"{self.redis_url}: {error}") from error
+        return super()._connect()
+
+    def on_connect(self) -> None:
+        super().on_connect()
+        self.send_command("ROLE")
+        try:
+            role = self.read_response()
+        except redis.exceptions.ResponseError:
+            return  # An ACL user without ROLE: READONLY will tell instead.
+        name = role[0].decode("utf8") if isinstance(role[0], bytes) else role[0]
+        if name != "master":
+            raise redis.exceptions.ConnectionError(
+                f"{self.redis_url}: {self.host}:{self.port}, named master of {self.redis_url.service!r} by a "
+                f"sentinel, is a {name} (failover under way?)"
+            )
+
+    def read_response(self) -> Any:
+        try:
+            return super().read_response()
+        except redis.exceptions.ResponseError as error:
+            if not not_master(error):
+                raise
+            self.disconnect()
+            raise redis.exceptions.ConnectionError(
+                f"{self.redis_url}: {self.host}:{self.port} is no longer the master ({error}): asking the sentinels"
+            ) from error
+
+
+class SentinelConnectionPool(redis.ConnectionPool):
+    """A pool of SentinelRedisConnection that asks the sentinels again at most every RECHECK_SECONDS.
+
+    After a failover the old master keeps accepting writes until a sentinel turns it into a
+    replica, which can take ten seconds: a connection still open to it would write where nobody
+    reads. A connection handed out while the sentinels name another master is closed first, so
+    that it connects to the new one.
+    """
+
+    RECHECK_SECONDS = 1.0
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._master_lock = threading.Lock()
+        self._master: Optional[tuple] = None
+        self._master_checked = float("-inf")
+
+    def current_master(self) -> Optional[tuple]:
+        """The master the sentinels last named, asked again if that was over RECHECK_SECONDS ago."""
+        with self._master_lock:
+            if time.monotonic() - self._master_checked >= self.RECHECK_SECONDS:
+                self._master_checked = time.monotonic()
+                try:
+                    self._master = self.connection_kwargs["redis_url"].discover_master()
+                except SentinelError:
+                    pass  # The connection's own attempt says why.
+            return self._master
+
+    def get_connection(self, command_name: str, *keys: Any, **options: Any):
+        connection = super().get_connection(command_name, *keys, **options)
+        if connection._sock is not None:
+            master = self.current_master()
+            if master is not None and (connection.host, connection.port) != master:
+                connection.disconnect()
+        return connection
 
 
 # txredisapi (Twisted)

@@ -147,7 +147,7 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
         self._redis_urls: list[redis_urls.RedisURL | None] = []
         clients = []
         for host in hosts:
-            if host.startswith(("redis://", "rediss://")):
+            if host.startswith(("redis://", "rediss://", "redis+sentinel://", "rediss+sentinel://")):
                 url = redis_urls.parse(host)
                 self._redis_urls.append(url)
                 clients.append(url.redis_client(redis.Redis, **redis_kwargs))
@@ -335,6 +335,11 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
                     logger.warning("Lost the connection to Redis shard %d while receiving: %s", call.index, error)
                 return NOTHING
             except txredisapi.ResponseError as error:
+                if redis_urls.not_master(error):
+                    # The master moved (Sentinel failover): a new connection asks the sentinels again.
+                    logger.warning("Redis shard %d answered as a replica (%s): reconnecting", call.index, error)
+                    self._drop_twisted_connection(call.index)
+                    return NOTHING
                 if not redis_urls.is_auth_refusal(error):
                     raise
                 # NOAUTH (the URL has no password) or NOPERM (the ACL user lacks a right): said once,

@@ -13,11 +13,18 @@ import logging
 from typing import Any, Optional
 
 import txredisapi
-from twisted.internet import defer, endpoints, error
+from twisted.internet import defer, endpoints, error, task
 from twisted.internet.interfaces import IHandshakeListener, IStreamClientEndpoint
 from zope.interface import implementer
 
-from channels1_kit.redis_urls import RedisURL, is_auth_refusal, refusal, tls_failure_hint
+from channels1_kit.redis_urls import (
+    RedisURL,
+    SentinelConnectionPool,
+    SentinelError,
+    is_auth_refusal,
+    refusal,
+    tls_failure_hint,
+)
 
 logger = logging.getLogger("fanout_layer")
 
@@ -70,6 +77,56 @@ class _Factory(txredisapi.RedisFactory):
 
 
 @implementer(IStreamClientEndpoint)
+class _SentinelEndpoint:
+    """Connects to the master the sentinels name at each attempt (redis+sentinel:// URLs).
+
+    The question goes to the sentinels from a thread (RedisURL.discover_master, as the workers
+    ask), so that both paths follow the same sentinels the same way.
+    """
+
+    def __init__(self, reactor, url: RedisURL, timeout: float):
+        self._reactor = reactor
+        self._url = url
+        self._timeout = timeout
+        # The master of the connection made last, and its protocol.
+        self.address: Optional[tuple] = None
+        self.protocol = None
+
+    def discover(self) -> defer.Deferred:
+        from twisted.internet import threads
+
+        return threads.deferToThreadPool(self._reactor, self._reactor.getThreadPool(), self._url.discover_master)
+
+    def connect(self, protocol_factory):
+        def found(address):
+            host, port = address
+            connecting = endpoints.HostnameEndpoint(self._reactor, host, port, timeout=self._timeout)
+            return connecting.connect(protocol_factory).addCallback(connected, address)
+
+        def connected(protocol, address):
+            self.address, self.protocol = address, protocol
+            return protocol
+
+        return self.discover().addCallback(found)
+
+    def check(self) -> defer.Deferred:
+        """Closes the connection if the sentinels now name another master; it reconnects to that one."""
+
+        def compare(address):
+            protocol = self.protocol
+            if protocol is None or address == self.address or protocol.transport is None:
+                return
+            logger.warning(
+                "Redis %s: the sentinels name %s:%s master now: leaving %s:%s", self._url, *address, *self.address
+            )
+            self.protocol = None
+            protocol.transport.loseConnection()
+
+        # A sentinel that cannot answer is said by the next connection attempt, if it comes to that.
+        return self.discover().addCallbacks(compare, lambda failure: None)
+
+
+@implementer(IStreamClientEndpoint)
 class _ReportingEndpoint:
     """Each connection attempt starts here: a failure to connect at all is described too."""
 
@@ -101,7 +158,7 @@ class TwistedShard:
         self._waiting: set = set()
         factory = _Factory(
             self,
-            uuid=f"{url.host}:{url.port}",
+            uuid=url.service if url.is_sentinel else f"{url.host}:{url.port}",
             dbid=url.db,
             poolsize=1,
             # Lazy factories log every refusal through Twisted as well; failed() says it once.
@@ -113,7 +170,17 @@ class TwistedShard:
             convertNumbers=False,
         )
         factory.maxDelay = reconnect_delay
-        endpoint = endpoints.HostnameEndpoint(reactor, url.host, url.port, timeout=connect_timeout or 30)
+        self._watch = None
+        if url.is_sentinel:
+            endpoint = _SentinelEndpoint(reactor, url, connect_timeout or 30)
+            # As often as the workers' pools ask (SentinelConnectionPool.RECHECK_SECONDS).
+            self._watch = task.LoopingCall(endpoint.check)
+            self._watch.clock = reactor
+            self._watch.start(SentinelConnectionPool.RECHECK_SECONDS, now=False).addErrback(
+                lambda failure: logger.error("Redis shard %d: sentinel watch stopped: %s", index, failure)
+            )
+        else:
+            endpoint = endpoints.HostnameEndpoint(reactor, url.host, url.port, timeout=connect_timeout or 30)
         tls = url.twisted_tls()
         if tls is not None:
             endpoint = endpoints.wrapClientTLS(tls, endpoint)
@@ -154,6 +221,8 @@ class TwistedShard:
         return result
 
     def disconnect(self) -> defer.Deferred:
+        if self._watch is not None and self._watch.running:
+            self._watch.stop()
         return self.connection.disconnect()
 
 
@@ -186,4 +255,6 @@ def describe(failure, url: RedisURL) -> str:
         return "the server closed the connection before answering; if it only speaks TLS, use rediss://"
     if is_auth_refusal(value):
         return refusal(value)
+    if isinstance(value, SentinelError):
+        return str(value)
     return failure.getErrorMessage()

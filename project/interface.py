@@ -11,9 +11,12 @@ would never hear another broadcast. InterfaceLayer wraps the configured layer an
   1013 rather than failing;
 * keeps the sockets it has sent a websocket.connect for and not yet a disconnect, and
   every SOCKET_HEARTBEAT_SECONDS writes that list to Redis (project/sockets.py sweeps
-  what other sockets left behind) and asks each Redis for its run_id: when one changed,
-  Redis restarted and forgot the groups, so every socket is closed with CLOSE_RECONNECT
-  and the pages reconnect and catch up with `since`;
+  what other sockets left behind) and asks each Redis for its run_id and for the marker key
+  this daphne keeps there: when the run_id changed and the marker is gone, Redis restarted
+  empty and forgot the groups, so every socket is closed with CLOSE_RECONNECT and the pages
+  reconnect and catch up with `since`. A new run_id with the marker still there is another
+  server that kept the data (a Sentinel failover to a replica, a restart from a snapshot):
+  the groups are there too, and the sockets stay open;
 * keeps a frame larger than WEBSOCKET_MAX_FRAME_BYTES out of Redis: the worker gets its
   size in its place and answers "frame-too-large";
 * answers GET /healthz itself while Redis cannot be used, 503 with the reason (refused
@@ -184,11 +187,22 @@ class InterfaceLayer:
             lambda failure: logger.error("heartbeat stopped: %s", failure.getTraceback())
         )
 
+    def _marker_key(self) -> str:
+        return f"{self._layer.prefix}:daphne-marker:{self._send_channel}"
+
     def beat(self) -> None:
-        """One heartbeat: the snapshot of open sockets, and a check that no Redis restarted."""
+        """One heartbeat: the snapshot of open sockets, and a check that no Redis restarted empty."""
+        marker = self._marker_key()
         try:
-            run_ids = [self._layer.connection(index).info("server")["run_id"] for index in range(self._layer.ring_size)]
+            run_ids, kept = [], []
+            for index in range(self._layer.ring_size):
+                connection = self._layer.connection(index)
+                run_ids.append(connection.info("server")["run_id"])
+                kept.append(connection.get(marker) is not None)
             sockets.write_snapshot(self._layer, self._send_channel, self._sockets, now=time.time())
+            # As long as the memberships it stands for; rewritten every beat.
+            for index in range(self._layer.ring_size):
+                self._layer.connection(index).set(marker, "1", ex=max(self._layer.group_expiry, 1))
         except redis.exceptions.RedisError as error:
             if not redis_trouble(error):
                 raise
@@ -200,8 +214,17 @@ class InterfaceLayer:
             logger.info("Redis reachable again")
             self._redis_down = False
         self._refusal = None
-        if self._run_ids is not None and run_ids != self._run_ids:
-            self.close_all("Redis restarted and lost every group membership")
+        if self._run_ids is not None:
+            changed = [index for index, run_id in enumerate(run_ids) if run_id != self._run_ids[index]]
+            emptied = [index for index in changed if not kept[index]]
+            if emptied:
+                self.close_all("Redis restarted and lost every group membership")
+            elif changed:
+                logger.warning(
+                    "Redis shard(s) %s: another server (a failover?) with this daphne's data: %d socket(s) stay open",
+                    ", ".join(map(str, changed)),
+                    len(self._sockets),
+                )
         self._run_ids = run_ids
 
     def close_all(self, reason: str) -> None:

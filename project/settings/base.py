@@ -6,7 +6,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from channels1_kit.redis_urls import with_cert_reqs
+from channels1_kit.redis_urls import split_urls, with_cert_reqs
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
@@ -112,11 +112,10 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 # rediss:// URL with a self-signed certificate, so the deploy sets REDIS_SSL_CERT_REQS=none
 # instead of editing the URL (docs/deploying.md, "Redis URLs").
 REDIS_SSL_CERT_REQS = os.environ.get("REDIS_SSL_CERT_REQS", "")
-# Several URLs, comma-separated, shard the channel layer over several Redis servers.
+# Several URLs, comma-separated, shard the channel layer over several Redis servers; the commas
+# between the sentinels of a redis+sentinel:// URL stay within it (one sentinel service, one shard).
 try:
-    REDIS_HOSTS = [
-        with_cert_reqs(url, REDIS_SSL_CERT_REQS) for url in env_list("REDIS_URL", "redis://127.0.0.1:6379/0")
-    ]
+    REDIS_HOSTS = [with_cert_reqs(url, REDIS_SSL_CERT_REQS) for url in split_urls(REDIS_URL)]
 except ValueError as error:
     raise ImproperlyConfigured(f"REDIS_SSL_CERT_REQS={error}") from None
 

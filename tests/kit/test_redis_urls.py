@@ -263,3 +263,101 @@ def test_a_url_given_its_default_cert_reqs_shows_masked_in_the_layer():
 
     assert "hunter2" not in str(layer) and "hunter2" not in redis_urls.mask(url) and "hunter2" not in repr(parse(url))
     assert "rediss://:***@127.0.0.1:1/0?ssl_cert_reqs=none" in str(layer)
+
+
+# Sentinel
+
+
+def test_a_sentinel_url_names_the_sentinels_the_service_and_the_data_servers_credentials():
+    url = parse("redis+sentinel://app:p%40ss@10.0.0.1:26380,sentinel-b,[::1]:26381/mymaster/2?sentinel_password=spw")
+
+    assert url.is_sentinel
+    assert url.sentinels == (("10.0.0.1", 26380), ("sentinel-b", 26379), ("::1", 26381))
+    assert (url.service, url.db, url.username, url.password) == ("mymaster", 2, "app", "p@ss")
+    assert (url.sentinel_username, url.sentinel_password) == (None, "spw")
+    assert [str(sentinel) for sentinel in url.sentinel_urls()] == [
+        "redis://:***@10.0.0.1:26380/0",
+        "redis://:***@sentinel-b:26379/0",
+        "redis://:***@[::1]:26381/0",
+    ]
+    assert parse("redis+sentinel://h/mymaster").db == 0
+    client = url.redis_client(socket_timeout=15)
+    assert isinstance(client.connection_pool, redis_urls.SentinelConnectionPool)
+    assert client.connection_pool.connection_class is redis_urls.SentinelRedisConnection
+
+
+def test_a_sentinel_url_masks_both_passwords_everywhere():
+    text = "redis+sentinel://app:datapw@h1:26379,h2:26379/mymaster/0?sentinel_username=watch&sentinel_password=sentpw"
+    url = parse(text)
+
+    for shown in (str(url), repr(url), redis_urls.mask(text), redis_urls.mask(text.replace("/mymaster", ""))):
+        assert "datapw" not in shown and "sentpw" not in shown, shown
+    assert str(url) == (
+        "redis+sentinel://app:***@h1:26379,h2:26379/mymaster/0?sentinel_username=watch&sentinel_password=***"
+    )
+    assert redis_urls.without_url(f"{url}: no sentinel named the master") == "no sentinel named the master"
+
+
+def test_the_commas_between_sentinels_do_not_separate_shards():
+    sentinels = "redis+sentinel://h1:26379,h2:26379,h3:26379/mymaster/0"
+
+    assert redis_urls.split_urls(sentinels) == [sentinels]
+    assert redis_urls.split_urls(f"redis://a:6379/0, {sentinels} ,rediss://:pw@b:6380/0,") == [
+        "redis://a:6379/0",
+        sentinels,
+        "rediss://:pw@b:6380/0",
+    ]
+    # A plain URL's stray comma is not glued to it: parse says what is wrong.
+    assert redis_urls.split_urls("redis://a:6379/0,b:6379") == ["redis://a:6379/0", "b:6379"]
+
+
+def test_the_settings_read_a_sentinel_redis_url_as_one_shard(monkeypatch):
+    import importlib
+
+    import project.settings.base as base
+
+    sentinels = "redis+sentinel://:pw@h1:26379,h2:26379/mymaster/0?sentinel_password=s"
+    monkeypatch.setenv("REDIS_URL", f"{sentinels},redis://other:6379/0")
+    try:
+        assert importlib.reload(base).REDIS_HOSTS == [sentinels, "redis://other:6379/0"]
+    finally:
+        monkeypatch.undo()
+        importlib.reload(base)
+
+
+@pytest.mark.parametrize(
+    ("url", "complaint"),
+    [
+        ("rediss+sentinel://h1,h2/mymaster", "TLS with Sentinel is not supported"),
+        ("redis+sentinel://h1,h2/mymaster?ssl_cert_reqs=none", "TLS with Sentinel is not supported"),
+        ("redis+sentinel://h1,h2", "no service name"),
+        ("redis+sentinel://h1:port/mymaster", "is not a number"),
+        ("redis+sentinel://h1/mymaster/zero", "is not a number"),
+        ("redis+sentinel://h1/mymaster?sentinel_pasword=x", "unknown option(s) sentinel_pasword"),
+        ("redis+sentinel://h1/mymaster?sentinel_username=u", "sentinel_username needs sentinel_password"),
+        ("redis+sentinel://user@h1/mymaster", "a user name needs a password"),
+        ("redis://h1:6379,h2:6379/0", "several sentinels need redis+sentinel://"),
+    ],
+)
+def test_a_mistyped_sentinel_url_fails_at_once_saying_what_is_wrong(url, complaint):
+    with pytest.raises(ValueError) as error:
+        parse(url)
+    assert complaint in str(error.value)
+
+
+def test_no_sentinel_that_answers_is_one_connection_error_naming_each(monkeypatch):
+    import socket as sockets
+
+    with sockets.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = parse(f"redis+sentinel://:pw@127.0.0.1:{port},127.0.0.1:{port}/mymaster/0?sentinel_password=spw")
+    client = url.redis_client()
+
+    with pytest.raises(redis.exceptions.ConnectionError) as error:
+        client.ping()
+    message = str(error.value)
+    assert message.startswith(f"redis+sentinel://:***@127.0.0.1:{port},")
+    assert "no sentinel named the master of 'mymaster'" in message
+    assert message.count("cannot connect") == 2
+    assert "spw" not in message and ":pw@" not in message

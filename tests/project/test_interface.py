@@ -34,6 +34,10 @@ class FakeRedis:
         self._check()
         self.values[key] = (value, ex)
 
+    def get(self, key):
+        self._check()
+        return self.values.get(key, (None, None))[0]
+
 
 class FakeLayer:
     """What daphne and InterfaceLayer use of a channel layer."""
@@ -165,6 +169,7 @@ def test_when_redis_restarts_every_socket_is_closed_so_that_it_reconnects(layer,
     assert result_of(first) is None
     fake.redis.down = False
     fake.redis.run_id = "second"  # it came back as a new server, empty
+    fake.redis.values.clear()
     clock.advance(10)
 
     # The waiting receive is answered with a close at once, the other close comes next.
@@ -176,6 +181,21 @@ def test_when_redis_restarts_every_socket_is_closed_so_that_it_reconnects(layer,
     fake.receiving[0].callback((SEND_CHANNEL + "carol", {"text": "late"}))
     assert result_of(layer.receive_twisted([SEND_CHANNEL])) == (SEND_CHANNEL + "carol", {"text": "late"})
     assert len(fake.receiving) == 1
+
+
+def test_another_server_that_kept_the_data_a_failover_closes_nothing(layer, fake, clock):
+    connect(layer, "alice")
+    waiting = layer.receive_twisted([SEND_CHANNEL])
+    assert fake.redis.values[f"asgi::daphne-marker:{SEND_CHANNEL}"] == ("1", 604800)
+    fake.redis.run_id = "the-promoted-replica"  # a new run_id, but the data (and the marker) replicated
+    clock.advance(10)
+    assert result_of(waiting) is None
+    assert layer.open_sockets == {SEND_CHANNEL + "alice"}
+    # And a later restart that does lose the data still closes the sockets.
+    fake.redis.run_id = "restarted-empty"
+    fake.redis.values.clear()
+    clock.advance(10)
+    assert result_of(waiting) == (SEND_CHANNEL + "alice", {"close": CLOSE_RECONNECT})
 
 
 def test_a_redis_that_comes_back_with_the_same_run_id_closes_nothing(layer, fake, clock):

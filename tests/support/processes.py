@@ -121,7 +121,10 @@ class RedisServer:
     make it the kind of Redis the platforms hand out: another binary (Debian's has TLS), TLS
     only (`tls`: the server's cert, key and the CA file, paths; `client_certs`: clients must
     show a certificate that CA signed), a password for the default user, and ACL users
-    (`users`: {name: password}, each allowed everything).
+    (`users`: {name: password}, each allowed everything). `replicaof`: the port of a master on
+    127.0.0.1 to replicate (with `password` as its masterauth). `sentinel`: a SentinelWatch, to
+    run as a sentinel (redis-server --sentinel) watching that master instead of serving data.
+    `extra_args`: more redis-server options, last.
     """
 
     def __init__(
@@ -135,6 +138,9 @@ class RedisServer:
         password: Optional[str] = None,
         users: Optional[dict] = None,
         client_certs: bool = False,
+        replicaof: Optional[int] = None,
+        sentinel: Optional["SentinelWatch"] = None,
+        extra_args: Optional[List[str]] = None,
     ):
         self.port = port or free_port()
         self.log_dir = log_dir
@@ -144,6 +150,9 @@ class RedisServer:
         self.password = password
         self.users = dict(users or {})
         self.client_certs = client_certs
+        self.replicaof = replicaof
+        self.sentinel = sentinel
+        self.extra_args = list(extra_args or [])
         self.process: Optional[Process] = None
 
     @property
@@ -155,7 +164,13 @@ class RedisServer:
         return f"rediss://{credentials}127.0.0.1:{self.port}/0?ssl_ca_certs={self.tls.ca_file}"
 
     def start(self) -> "RedisServer":
-        args = [self.binary or redis_server_binary(), "--bind", "127.0.0.1"]
+        args = [self.binary or redis_server_binary()]
+        if self.sentinel is not None:
+            # A sentinel rewrites its configuration file: one of its own, with the master to watch.
+            config = self.log_dir / f"{self.name}.conf"
+            config.write_text(self.sentinel.config())
+            args += [str(config), "--sentinel"]
+        args += ["--bind", "127.0.0.1"]
         if self.tls is None:
             args += ["--port", str(self.port)]
         else:
@@ -168,7 +183,13 @@ class RedisServer:
             args += ["--requirepass", self.password]
         for user, password in self.users.items():
             args += ["--user", user, "on", f">{password}", "~*", "&*", "+@all"]
-        args += ["--save", "", "--appendonly", "no", "--dir", str(self.log_dir)]
+        if self.replicaof is not None:
+            args += ["--replicaof", "127.0.0.1", str(self.replicaof)]
+            if self.password:
+                args += ["--masterauth", self.password]
+        if self.sentinel is None:
+            args += ["--save", "", "--appendonly", "no", "--dir", str(self.log_dir)]
+        args += self.extra_args
         self.process = Process(self.name, args, env=dict(os.environ), log_dir=self.log_dir)
         wait_for_port(self.port, process=self.process)
         return self
@@ -185,6 +206,39 @@ class RedisServer:
 
 
 DEBIAN_REDIS_SERVER = "/usr/bin/redis-server"
+
+
+class SentinelWatch:
+    """What a sentinel watches: the master `service` on 127.0.0.1:`master_port`, with a quorum and
+    short timeouts (milliseconds), so that a test's failover takes seconds, not minutes."""
+
+    def __init__(
+        self,
+        service: str,
+        master_port: int,
+        *,
+        quorum: int = 2,
+        down_after_ms: int = 1000,
+        failover_timeout_ms: int = 5000,
+        auth_pass: Optional[str] = None,
+    ):
+        self.service = service
+        self.master_port = master_port
+        self.quorum = quorum
+        self.down_after_ms = down_after_ms
+        self.failover_timeout_ms = failover_timeout_ms
+        self.auth_pass = auth_pass
+
+    def config(self) -> str:
+        lines = [
+            f"sentinel monitor {self.service} 127.0.0.1 {self.master_port} {self.quorum}",
+            f"sentinel down-after-milliseconds {self.service} {self.down_after_ms}",
+            f"sentinel failover-timeout {self.service} {self.failover_timeout_ms}",
+            f"sentinel parallel-syncs {self.service} 1",
+        ]
+        if self.auth_pass:
+            lines.append(f"sentinel auth-pass {self.service} {self.auth_pass}")
+        return "\n".join(lines) + "\n"
 
 
 class RedisTLS:
