@@ -88,6 +88,15 @@ class SentinelGroup:
             time.sleep(0.02)
         return time.monotonic() - started, new
 
+    def kill_master(self) -> tuple:
+        """SIGKILL the master; returns (seconds until the sentinels named the replica, its port)."""
+        started = time.monotonic()
+        self.master.process.kill()
+        while (new := self.master_port()) == self.master.port:
+            assert time.monotonic() - started < SWITCH_WITHIN + 5, "no switch of master"
+            time.sleep(0.02)
+        return time.monotonic() - started, new
+
     def server_on(self, port: int) -> RedisServer:
         return self.master if self.master.port == port else self.replica
 
@@ -150,8 +159,10 @@ def test_both_paths_reach_the_master_the_sentinels_name(group, layers, reactor):
         time.sleep(0.05)
 
 
-def test_both_paths_follow_a_failover_under_traffic(group, layers, reactor, capsys):
-    """A sender, a worker's receive and daphne's receive_twisted, each its own layer, through SENTINEL FAILOVER."""
+@pytest.mark.parametrize("how", ["sentinel-failover", "master-killed"])
+def test_both_paths_follow_a_failover_under_traffic(group, layers, reactor, capsys, how):
+    """A sender, a worker's receive and daphne's receive_twisted, each its own layer, through a failover:
+    SENTINEL FAILOVER (the old master stays up, writable until demoted), or the master SIGKILLed."""
     # Three processes of one site: one prefix.
     prefixes = unique_prefixes()
     sender, worker, daphne = (layers(group.url, prefixes) for _ in range(3))
@@ -204,9 +215,13 @@ def test_both_paths_follow_a_failover_under_traffic(group, layers, reactor, caps
         time.sleep(1.5)
         assert to_worker and to_daphne, "no traffic before the failover"
         failover_at = time.monotonic()
-        switch_seconds, new_master = group.failover()
-        # Past the moment the sentinels turn the old master into a replica (about ten seconds).
-        time.sleep(14)
+        if how == "sentinel-failover":
+            switch_seconds, new_master = group.failover()
+            # Past the moment the sentinels turn the old master into a replica (about ten seconds).
+            time.sleep(14)
+        else:
+            switch_seconds, new_master = group.kill_master()
+            time.sleep(5)
     finally:
         stop.set()
         for thread in threads:
@@ -251,11 +266,15 @@ def test_both_paths_follow_a_failover_under_traffic(group, layers, reactor, caps
     # sentinel demotes it (Redis replicates asynchronously): at most SentinelConnectionPool's
     # RECHECK_SECONDS of traffic, and none before the failover began or after that moment.
     window_end = failover_at + switch_seconds + SentinelConnectionPool.RECHECK_SECONDS + 0.5
+    if how == "master-killed":
+        # A dead master takes no writes: only what it had not yet passed on to its replica when killed.
+        window_end = failover_at
     for lost in (lost_worker, lost_daphne):
         assert all(failover_at <= sent[n] <= window_end for n in lost), [(n, sent[n] - failover_at) for n in lost]
     assert first_worker < switch_seconds + 3 and first_daphne < switch_seconds + 3
     # Every message sent after the switch went to the new master, whichever path.
-    assert redis.Redis(port=group.master.port).execute_command("ROLE")[0] == b"slave"
+    if how == "sentinel-failover":
+        assert redis.Redis(port=group.master.port).execute_command("ROLE")[0] == b"slave"
 
 
 def test_a_failover_keeps_daphnes_sockets_open_and_an_empty_restart_closes_them(group, layers, settings):
@@ -404,3 +423,20 @@ def test_the_procfile_keeps_a_liveblog_page_up_across_a_failover(group, tmp_path
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_no_sentinel_answering_is_said_once_on_daphnes_path_naming_the_url(layers, reactor, caplog):
+    import logging
+
+    ports = [free_port(), free_port()]
+    layer = layers(f"redis+sentinel://:datapw@127.0.0.1:{ports[0]},127.0.0.1:{ports[1]}/{SERVICE}/0")
+
+    with caplog.at_level(logging.INFO, logger="fanout_layer"):
+        for _ in range(3):
+            assert reactor.call(layer.receive_twisted, [DAPHNE]) == (None, None)
+    lines = [record.getMessage() for record in caplog.records if record.name == "fanout_layer"]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"Redis shard 0 (redis+sentinel://:***@127.0.0.1:{ports[0]},")
+    assert f"no sentinel named the master of '{SERVICE}'" in lines[0] and "datapw" not in lines[0]
+    with pytest.raises(redis.exceptions.ConnectionError, match="no sentinel named the master"):
+        layer.send("websocket.receive", {"text": "lost"})
