@@ -40,7 +40,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
-from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 import redis
 from redis.connection import Connection
@@ -201,14 +201,13 @@ class RedisURL:
         """
         answers = []
         for sentinel in self.sentinel_urls():
-            client = sentinel.redis_client()
+            client = _sentinel_client(sentinel)
             try:
                 reply = client.execute_command("SENTINEL", "get-master-addr-by-name", self.service)
             except redis.exceptions.RedisError as error:
+                client.connection_pool.disconnect()
                 answers.append(f"{_bracketed(sentinel.host)}:{sentinel.port}: {without_url(str(error))}")
                 continue
-            finally:
-                client.connection_pool.disconnect()
             if reply:
                 host, port = (part.decode("utf8") if isinstance(part, bytes) else str(part) for part in reply[:2])
                 return host, int(port)
@@ -273,6 +272,20 @@ def _bracketed(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+# One kept-open client per sentinel and credentials, shared by every pool and thread of the process:
+# the pools ask every second, and a connection each time would be churn for the sentinels.
+_sentinel_clients: dict = {}
+_sentinel_clients_lock = threading.Lock()
+
+
+def _sentinel_client(sentinel: "RedisURL"):
+    with _sentinel_clients_lock:
+        client = _sentinel_clients.get(sentinel)
+        if client is None:
+            client = _sentinel_clients[sentinel] = sentinel.redis_client()
+        return client
+
+
 class SentinelError(redis.exceptions.ConnectionError):
     """No sentinel of a redis+sentinel:// URL could name its service's master."""
 
@@ -325,7 +338,7 @@ def with_cert_reqs(url: str, cert_reqs: Optional[str]) -> str:
         return url
     if value not in CERT_REQS:
         raise ValueError(f"{cert_reqs!r}: expected none, optional or required")
-    parts = urlsplit(url)
+    parts = _split(url)
     if parts.scheme != "rediss" or "ssl_cert_reqs" in dict(parse_qsl(parts.query, keep_blank_values=True)):
         return url
     query = f"{parts.query}&ssl_cert_reqs={value}" if parts.query else f"ssl_cert_reqs={value}"
@@ -358,8 +371,20 @@ def _mask_loosely(url: str) -> str:
     return re.sub(r"((?:^|[?&])[a-z_]*password=)[^&]*", r"\1***", url)
 
 
+def _split(url: str) -> SplitResult:
+    """urlsplit, except for a sentinel URL, whose host list some Pythons' urlsplit refuses (3.11.2 takes
+    "h1,[::1]:26379" for a broken IPv6 address): the netloc is cut out by hand there."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or not scheme.endswith("+sentinel"):
+        return urlsplit(url)
+    rest, _, fragment = rest.partition("#")
+    rest, _, query = rest.partition("?")
+    netloc, slash, path = rest.partition("/")
+    return SplitResult(scheme.lower(), netloc, slash + path, query, fragment)
+
+
 def _parse(url: str) -> RedisURL:
-    parts = urlsplit(url)
+    parts = _split(url)
     if parts.scheme == "rediss+sentinel":
         raise ValueError(
             "TLS with Sentinel is not supported: use redis+sentinel:// (plain TCP) or one rediss:// URL of the master"

@@ -311,20 +311,6 @@ def test_the_commas_between_sentinels_do_not_separate_shards():
     assert redis_urls.split_urls("redis://a:6379/0,b:6379") == ["redis://a:6379/0", "b:6379"]
 
 
-def test_the_settings_read_a_sentinel_redis_url_as_one_shard(monkeypatch):
-    import importlib
-
-    import project.settings.base as base
-
-    sentinels = "redis+sentinel://:pw@h1:26379,h2:26379/mymaster/0?sentinel_password=s"
-    monkeypatch.setenv("REDIS_URL", f"{sentinels},redis://other:6379/0")
-    try:
-        assert importlib.reload(base).REDIS_HOSTS == [sentinels, "redis://other:6379/0"]
-    finally:
-        monkeypatch.undo()
-        importlib.reload(base)
-
-
 @pytest.mark.parametrize(
     ("url", "complaint"),
     [

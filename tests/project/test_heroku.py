@@ -271,3 +271,18 @@ def test_the_config_vars_app_json_and_its_add_ons_give_load_the_production_setti
     for name in sorted(production_requirements()):
         missing = {key: value for key, value in config.items() if key != name}
         assert name in refused(python(site_free_env(tmp_path, **missing), "import project.wsgi"))
+
+
+# The site's settings, not the kit: REDIS_URL's commas separate shards, not a sentinel URL's hosts.
+def test_the_settings_read_a_sentinel_redis_url_as_one_shard(monkeypatch):
+    import importlib
+
+    import project.settings.base as base
+
+    sentinels = "redis+sentinel://:pw@h1:26379,h2:26379/mymaster/0?sentinel_password=s"
+    monkeypatch.setenv("REDIS_URL", f"{sentinels},redis://other:6379/0")
+    try:
+        assert importlib.reload(base).REDIS_HOSTS == [sentinels, "redis://other:6379/0"]
+    finally:
+        monkeypatch.undo()
+        importlib.reload(base)
