@@ -26,7 +26,6 @@ from tests.fanout_layer.support import unique_prefixes
 from tests.support.prerequisites import require
 from tests.support.processes import (
     DEBIAN_REDIS_SERVER,
-    REPO,
     VENV_BIN,
     Process,
     RedisServer,
@@ -387,17 +386,12 @@ def site_for(workdir: Path, redis_url: str):
     return Site(workdir, database_url=f"sqlite:///{workdir / 'db.sqlite3'}", redis_url=redis_url)
 
 
-def procfile(*args: str) -> list:
-    return [str(VENV_BIN / "honcho"), "start", "-f", str(REPO / "Procfile"), *args]
-
-
 @pytest.mark.parametrize("as_given", ["heroku", "acl-user-verified"])
 def test_the_procfile_serves_liveblog_and_chat_over_a_tls_only_password_redis_with_a_self_signed_cert(
     tls_redis, tls, tmp_path, as_given
 ):
-    from tests.integration.deploy.servers import kill_marked, processes_marked
+    from tests.integration.deploy.servers import kill_marked, processes_marked, procfile_release, procfile_start
     from tests.integration.deploy.traffic import check_chat, check_liveblog, seed
-    from tests.support.processes import wait_for_healthz
 
     if as_given == "heroku":
         # As Heroku Redis hands it out: rediss://, a password, a certificate nobody signed, no
@@ -417,16 +411,8 @@ def test_the_procfile_serves_liveblog_and_chat_over_a_tls_only_password_redis_wi
     env = site.bare_env()
     web = None
     try:
-        release = subprocess.run(
-            procfile("-e", str(env_file), "release"), cwd=REPO, env=env, capture_output=True, text=True, timeout=300
-        )
-        assert release.returncode == 0, release.stdout + release.stderr
-        web = Process(
-            "honcho", procfile("-e", str(env_file), "-c", "web=1,worker=1", "web", "worker"), env=env, log_dir=tmp_path
-        )
-        wait_for_port(port, timeout=60, process=web)
-        base, ws = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
-        wait_for_healthz(base, timeout=60, describe=web.tail)
+        procfile_release(env_file, env)
+        web, base, ws = procfile_start(env_file, env, tmp_path, port=port)
 
         seed(site, users=["alice", "bob"], rooms=["managed"], liveblogs=["managed"])
         check_liveblog(site, "managed", [ws], per_base=2)

@@ -9,7 +9,6 @@ settings keep a liveblog page up across the failover, with nothing persisted los
 """
 
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -21,13 +20,16 @@ import redis
 from channels1_kit.redis_urls import SentinelConnectionPool, parse, split_urls
 from fanout_layer import FanoutRedisChannelLayer
 from tests.fanout_layer.support import unique_prefixes
-from tests.integration.test_managed_redis import debian_redis_server, procfile, site_for
-from tests.support.processes import RedisServer, SentinelWatch, free_port, wait_for_port
+from tests.integration.test_managed_redis import debian_redis_server, site_for
+from tests.support.processes import RedisServer, SentinelWatch, free_port
 
 SERVICE = "mymaster"
 DAPHNE = "daphne.response.SeNtInEl!"
 # How long the sentinels may take to name the promoted replica after SENTINEL FAILOVER.
 SWITCH_WITHIN = 15.0
+
+# The most a replica may trail its master by, on this loaded 2-core machine.
+REPLICATION_LAG = 0.5
 
 
 class SentinelGroup:
@@ -266,11 +268,14 @@ def test_both_paths_follow_a_failover_under_traffic(group, layers, reactor, caps
     # sentinel demotes it (Redis replicates asynchronously): at most SentinelConnectionPool's
     # RECHECK_SECONDS of traffic, and none before the failover began or after that moment.
     window_end = failover_at + switch_seconds + SentinelConnectionPool.RECHECK_SECONDS + 0.5
+    # Replication is asynchronous: a send the master accepted just before it was stopped or killed may
+    # not have reached the replica yet (seen: one sent 0.8 ms before the kill, on a loaded machine).
+    window_start = failover_at - REPLICATION_LAG
     if how == "master-killed":
         # A dead master takes no writes: only what it had not yet passed on to its replica when killed.
         window_end = failover_at
     for lost in (lost_worker, lost_daphne):
-        assert all(failover_at <= sent[n] <= window_end for n in lost), [(n, sent[n] - failover_at) for n in lost]
+        assert all(window_start <= sent[n] <= window_end for n in lost), [(n, sent[n] - failover_at) for n in lost]
     assert first_worker < switch_seconds + 3 and first_daphne < switch_seconds + 3
     # Every message sent after the switch went to the new master, whichever path.
     if how == "sentinel-failover":
@@ -319,9 +324,8 @@ def test_a_failover_keeps_daphnes_sockets_open_and_an_empty_restart_closes_them(
 
 def test_the_procfile_keeps_a_liveblog_page_up_across_a_failover(group, tmp_path, capsys):
     """daphne and runworker under production settings, REDIS_URL naming the sentinels, through SENTINEL FAILOVER."""
-    from tests.integration.deploy.servers import kill_marked, processes_marked
+    from tests.integration.deploy.servers import kill_marked, processes_marked, procfile_release, procfile_start
     from tests.integration.deploy.traffic import Listener, check_chat, liveblog_stream, seed
-    from tests.support.processes import Process, wait_for_healthz
 
     site = site_for(tmp_path, group.url)
     port = free_port()
@@ -330,21 +334,8 @@ def test_the_procfile_keeps_a_liveblog_page_up_across_a_failover(group, tmp_path
     web = None
     listener = None
     try:
-        release = subprocess.run(
-            procfile("-e", str(env_file), "release"),
-            cwd=REPO_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert release.returncode == 0, release.stdout + release.stderr
-        web = Process(
-            "honcho", procfile("-e", str(env_file), "-c", "web=1,worker=1", "web", "worker"), env=env, log_dir=tmp_path
-        )
-        wait_for_port(port, timeout=60, process=web)
-        base, ws = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
-        wait_for_healthz(base, timeout=60, describe=web.tail)
+        procfile_release(env_file, env)
+        web, base, ws = procfile_start(env_file, env, tmp_path, port=port)
         seed(site, users=["alice", "bob"], rooms=["sentinel"], liveblogs=["sentinel"])
         listener = Listener(ws + liveblog_stream("sentinel"))
         time.sleep(1)
@@ -420,9 +411,6 @@ def test_the_procfile_keeps_a_liveblog_page_up_across_a_failover(group, tmp_path
         if web is not None:
             web.stop()
         kill_marked(site.marker)
-
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_no_sentinel_answering_is_said_once_on_daphnes_path_naming_the_url(layers, reactor, caplog):

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterable, List, Optional, Sequence
 
 from tests.support.prerequisites import require
-from tests.support.processes import REPO, VENV_BIN, Process, free_port, wait_for_port
+from tests.support.processes import REPO, VENV_BIN, Process, free_port, wait_for_healthz, wait_for_port
 
 # Variables of the test's own environment that would configure the site if inherited.
 SITE_PREFIXES = ("DJANGO_", "PYTEST_", "CHANNEL_LAYER_")
@@ -254,3 +254,40 @@ class Site:
         # --no-imports: Django 5.2's shell otherwise prints a line about the models it imports.
         out = self.manage("shell", "--no-imports", "-c", code).stdout.strip().splitlines()
         return json.loads(out[-1]) if out else None
+
+
+# -- The Procfile under honcho, as a platform runs it ---------------------------------------------
+
+PROCFILE = REPO / "Procfile"
+
+
+def honcho(*args: str) -> List[str]:
+    """`honcho start -f Procfile ARGS`: the shipped Procfile, nothing added."""
+    return [str(VENV_BIN / "honcho"), "start", "-f", str(PROCFILE), *args]
+
+
+def procfile_release(env_file: Path, env: dict) -> None:
+    """The release process alone, to its end, as a platform runs it before the new processes start."""
+    release = subprocess.run(
+        honcho("-e", str(env_file), "release"), cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert release.returncode == 0, release.stdout + release.stderr
+
+
+def procfile_start(env_file: Path, env: dict, log_dir: Path, *, port: int, workers: int = 1) -> tuple:
+    """web=1 and `workers` workers under one honcho; (process, http base, ws base) once daphne answers
+    /healthz through a worker. The caller stops the process."""
+    web = Process(
+        "honcho",
+        honcho("-e", str(env_file), "-c", f"web=1,worker={workers}", "web", "worker"),
+        env=env,
+        log_dir=log_dir,
+    )
+    try:
+        wait_for_port(port, timeout=60, process=web)
+        base = f"http://127.0.0.1:{port}"
+        wait_for_healthz(base, timeout=60, describe=web.tail)
+    except BaseException:
+        web.stop()
+        raise
+    return web, base, f"ws://127.0.0.1:{port}"

@@ -7,34 +7,21 @@ except what the env file gives them.
 """
 
 import signal
-import subprocess
 import time
 
 import requests
 
-from tests.integration.deploy.servers import Site, kill_marked, processes_marked, remove_unless_kept, shared_tmpdir
+from tests.integration.deploy.servers import (
+    Site,
+    kill_marked,
+    processes_marked,
+    procfile_release,
+    procfile_start,
+    remove_unless_kept,
+    shared_tmpdir,
+)
 from tests.integration.deploy.traffic import check_chat, check_liveblog, seed
-from tests.support.processes import REPO, VENV_BIN, Process, RedisServer, free_port, wait_for_port
-
-PROCFILE = REPO / "Procfile"
-
-
-def honcho(*args: str) -> list:
-    return [str(VENV_BIN / "honcho"), "start", "-f", str(PROCFILE), *args]
-
-
-def wait_for_healthz(base: str, process: Process, timeout: float = 60) -> None:
-    """Until daphne answered /healthz from a worker (the web process serves pages via http.request)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.alive(), f"honcho exited:\n{process.tail()}"
-        try:
-            if requests.get(f"{base}/healthz", timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"no /healthz from the web process:\n{process.tail()}")
+from tests.support.processes import RedisServer, free_port
 
 
 def test_procfile_release_web_and_two_workers_under_honcho_serve_the_liveblog_and_chat(fresh_database):
@@ -47,17 +34,10 @@ def test_procfile_release_web_and_two_workers_under_honcho_serve_the_liveblog_an
     web = None
     try:
         redis.start()
-        release = subprocess.run(
-            honcho("-e", str(env_file), "release"), cwd=REPO, env=env, capture_output=True, text=True, timeout=300
-        )
-        assert release.returncode == 0, release.stdout + release.stderr
+        procfile_release(env_file, env)
         assert (site.static_root / "admin" / "css" / "base.css").exists(), "release should collect static files"
 
-        processes = honcho("-e", str(env_file), "-c", "web=1,worker=2", "web", "worker")
-        web = Process("honcho", processes, env=env, log_dir=workdir)
-        wait_for_port(port, timeout=60, process=web)
-        base, ws = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
-        wait_for_healthz(base, web)
+        web, base, ws = procfile_start(env_file, env, workdir, port=port, workers=2)
 
         seed(site, users=["alice", "bob"], rooms=["procfile"], liveblogs=["procfile"])
         check_liveblog(site, "procfile", [ws], per_base=3)
