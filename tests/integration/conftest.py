@@ -87,3 +87,31 @@ def open_socket():
     for sock in opened:
         if sock.connected:
             sock.close()
+
+
+@pytest.fixture
+def layers(reactor):
+    """Makes fan-out layers on a Redis URL, each with prefixes of its own unless given (pass the same
+    prefix and stats_prefix to layers that must see each other's messages); flushes and closes them after."""
+    import redis
+
+    from fanout_layer import FanoutRedisChannelLayer
+    from tests.fanout_layer.support import unique_prefixes
+
+    made = []
+
+    def make(url: str, **config) -> FanoutRedisChannelLayer:
+        layer = FanoutRedisChannelLayer(hosts=[url], **{**unique_prefixes(), **config})
+        # Short waits: a receive that waits on a failing connection gives up after these.
+        layer.blpop_timeout = 1
+        layer.reply_timeout = 2
+        made.append(layer)
+        return layer
+
+    yield make
+    for layer in made:
+        try:
+            layer.flush()
+        except redis.exceptions.RedisError:
+            pass  # a test that broke its Redis on purpose
+        reactor.call(layer.disconnect_twisted)

@@ -96,27 +96,6 @@ def acl_redis(workdir) -> Iterator[RedisServer]:
         yield server
 
 
-@pytest.fixture
-def layers(reactor) -> Iterator:
-    made = []
-
-    def make(url: str, **config) -> FanoutRedisChannelLayer:
-        layer = FanoutRedisChannelLayer(hosts=[url], **{**unique_prefixes(), **config})
-        # Short waits: a receive that waits on a failing connection gives up after these.
-        layer.blpop_timeout = 1
-        layer.reply_timeout = 2
-        made.append(layer)
-        return layer
-
-    yield make
-    for layer in made:
-        try:
-            layer.flush()
-        except redis.exceptions.RedisError:
-            pass
-        reactor.call(layer.disconnect_twisted)
-
-
 def tls_url(server: RedisServer, query: str, *, credentials: str = f":{PASSWORD}", host: str = "127.0.0.1") -> str:
     return f"rediss://{credentials}@{host}:{server.port}/0" + (f"?{query}" if query else "")
 

@@ -18,7 +18,6 @@ import pytest
 import redis
 
 from channels1_kit.redis_urls import SentinelConnectionPool, parse, split_urls
-from fanout_layer import FanoutRedisChannelLayer
 from tests.fanout_layer.support import unique_prefixes
 from tests.integration.test_managed_redis import debian_redis_server, site_for
 from tests.support.processes import RedisServer, SentinelWatch, free_port
@@ -116,22 +115,6 @@ def group(tmp_path) -> Iterator[SentinelGroup]:
         made.stop()
 
 
-@pytest.fixture
-def layers(reactor) -> Iterator:
-    made = []
-
-    def make(url: str, prefixes: dict | None = None) -> FanoutRedisChannelLayer:
-        layer = FanoutRedisChannelLayer(hosts=[url], **(prefixes or unique_prefixes()))
-        layer.blpop_timeout = 1
-        layer.reply_timeout = 2
-        made.append(layer)
-        return layer
-
-    yield make
-    for layer in made:
-        reactor.call(layer.disconnect_twisted)
-
-
 def test_a_sentinel_url_is_one_shard_of_redis_url():
     sentinels = "redis+sentinel://:pw@10.0.0.1:26379,10.0.0.2:26379,10.0.0.3/mymaster/0?sentinel_password=spw"
 
@@ -167,7 +150,7 @@ def test_both_paths_follow_a_failover_under_traffic(group, layers, reactor, caps
     SENTINEL FAILOVER (the old master stays up, writable until demoted), or the master SIGKILLed."""
     # Three processes of one site: one prefix.
     prefixes = unique_prefixes()
-    sender, worker, daphne = (layers(group.url, prefixes) for _ in range(3))
+    sender, worker, daphne = (layers(group.url, **prefixes) for _ in range(3))
     daphne.group_add("room", DAPHNE + "a")
     sent: dict = {}  # n -> monotonic time its send returned
     failed_sends = []
