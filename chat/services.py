@@ -6,7 +6,7 @@ from channels import Group
 from django.db import transaction
 from django.db.models import F
 
-from project.websocket import ClientError, broadcast_on_commit
+from channels1_kit.websocket import ClientError, broadcast_on_commit
 
 from . import conf, frames, selectors
 from .models import LOBBY_GROUP, Message, Presence, Room
@@ -97,7 +97,7 @@ def socket_leave_all(*, reply_channel: str) -> List[Room]:
 
 def presence_sweep(*, gone: Callable[[str, float], bool]) -> int:
     """Leaves every room for each socket that `gone(reply_channel, joined)` says is gone
-    (project/sockets.py); the rooms hear that its person left, if it was their last socket.
+    (channels1_kit/sockets.py); the rooms hear that its person left, if it was their last socket.
     Returns how many presences it removed."""
     removed = 0
     for reply_channel, joined in selectors.presence_sockets():

@@ -4,7 +4,7 @@ from channels import Group
 from channels.security.websockets import allowed_hosts_only
 from channels.sessions import channel_session
 
-from project.websocket import (
+from channels1_kit.websocket import (
     CLOSE_NOT_FOUND,
     ClientError,
     accept,

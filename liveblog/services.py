@@ -1,6 +1,6 @@
 """Writes to a liveblog. Each one tells the open pages after the transaction commits."""
 
-from project.websocket import broadcast_on_commit
+from channels1_kit.websocket import broadcast_on_commit
 
 from . import frames
 from .models import Liveblog, Post

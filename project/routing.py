@@ -1,14 +1,15 @@
-"""The channel routing that runworker serves: each app mounts its own routing under its path."""
+"""The channel routing that runworker serves: each app mounts its own routing under its path.
+
+The kit adds its worker health channel to every runworker itself (channels1_kit/apps.py).
+"""
 
 from channels.routing import include, route
 
-from project import consumers, websocket
+from channels1_kit import websocket
 
 channel_routing = [
     include("liveblog.routing.websocket_routing", path=r"^/liveblog/(?P<slug>[-\w]+)/stream/?$"),
     include("chat.routing.websocket_routing", path=r"^/chat/stream/?$"),
     # Last: a handshake on any other path is refused at once.
     route("websocket.connect", websocket.refuse_unknown_path),
-    # `manage.py worker_health` (project/management/commands/worker_health.py).
-    route(consumers.HEALTH_CHANNEL, consumers.worker_health),
 ]

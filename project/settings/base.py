@@ -32,8 +32,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
-    # Its ready() makes runworker stop between messages (project/workers.py).
-    "project.apps.ProjectConfig",
+    # The kit's worker side: graceful stop, Redis outages, the sweep, worker health, ops commands.
+    "channels1_kit",
+    "pages",
     "liveblog",
     "chat",
 ]
@@ -167,21 +168,22 @@ if CHANNEL_LAYERS["default"]["BACKEND"] == FANOUT_LAYER:
         }
     )
 
+# The kit's settings (docs/adopting.md has them all), from the site's environment variables.
 # Faults and hostile input (README, docs/reliability.md, docs/security.md).
 # A WebSocket frame larger than this never enters Redis: the client gets "frame-too-large".
-WEBSOCKET_MAX_FRAME_BYTES = env_int("WEBSOCKET_MAX_FRAME_BYTES", 65536)
+CHANNELS1_KIT_MAX_FRAME_BYTES = env_int("WEBSOCKET_MAX_FRAME_BYTES", 65536)
 # A socket whose frames have been parked this long, waiting for one that was lost with a
-# killed worker, is closed so that it reconnects (project/websocket.py close_if_stalled).
+# killed worker, is closed so that it reconnects (channels1_kit/websocket.py close_if_stalled).
 # Less than CHANNEL_LAYER_EXPIRY, after which the parked frames themselves expire.
-WEBSOCKET_ORDER_STALL_SECONDS = env_int("WEBSOCKET_ORDER_STALL_SECONDS", 30)
-# Every daphne lists its open sockets in Redis this often (project/interface.py), and
+CHANNELS1_KIT_ORDER_STALL_SECONDS = env_int("WEBSOCKET_ORDER_STALL_SECONDS", 30)
+# Every daphne lists its open sockets in Redis this often (channels1_kit/interface.py), and
 # notices a Redis that restarted empty; a daphne silent for three times as long is gone.
-SOCKET_HEARTBEAT_SECONDS = env_int("SOCKET_HEARTBEAT_SECONDS", 10)
+CHANNELS1_KIT_HEARTBEAT_SECONDS = env_int("SOCKET_HEARTBEAT_SECONDS", 10)
 # How often each worker removes the presence and group memberships of gone sockets
-# (project/sockets.py); 0 turns it off (`manage.py sweep_sockets` does one sweep).
-SOCKET_SWEEP_SECONDS = env_int("SOCKET_SWEEP_SECONDS", 30)
+# (channels1_kit/sockets.py); 0 turns it off (`manage.py sweep_sockets` does one sweep).
+CHANNELS1_KIT_SWEEP_SECONDS = env_int("SOCKET_SWEEP_SECONDS", 30)
 # How far apart the clocks of the daphne and worker hosts may be.
-SOCKET_CLOCK_SKEW_SECONDS = env_int("SOCKET_CLOCK_SKEW_SECONDS", 10)
+CHANNELS1_KIT_CLOCK_SKEW_SECONDS = env_int("SOCKET_CLOCK_SKEW_SECONDS", 10)
 # Per chat socket, in any window of CHAT_RATE_LIMIT_SECONDS: at most this many messages
 # sent, and this many joins and leaves; past that a frame gets "rate-limited".
 CHAT_RATE_LIMIT_SECONDS = env_int("CHAT_RATE_LIMIT_SECONDS", 10)
@@ -192,8 +194,8 @@ CHAT_RATE_LIMIT_JOINS = env_int("CHAT_RATE_LIMIT_JOINS", 20)
 # Django's own setting, with its default, still overridable from the environment.
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DATA_UPLOAD_MAX_NUMBER_FILES", 100)
 
-# Bearer token for /ops/channels (project/monitoring.py); unset, only staff logins may read it.
-MONITORING_TOKEN = os.environ.get("MONITORING_TOKEN", "")
+# Bearer token for /ops/channels (channels1_kit/monitoring.py); unset, only staff logins may read it.
+CHANNELS1_KIT_MONITORING_TOKEN = os.environ.get("MONITORING_TOKEN", "")
 
 LOGGING = {
     "version": 1,

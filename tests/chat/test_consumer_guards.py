@@ -8,10 +8,10 @@ from channels.test import TransactionChannelTestCase
 from django.contrib.auth.models import User
 from django.test import override_settings
 
+from channels1_kit import websocket
+from channels1_kit.websocket import CLOSE_RECONNECT, OVERSIZED_KEY
 from chat import conf, services
 from chat.models import Message, Presence
-from project import websocket
-from project.websocket import CLOSE_RECONNECT, OVERSIZED_KEY
 from tests.support.channel_tests import IN_MEMORY_LAYERS, StreamClient
 
 STREAM = "/chat/stream/"
@@ -142,7 +142,7 @@ class StalledSocketTests(GuardTestCase):
             client.send_json({"command": "send", "room": "general", "message": "parked"})
             self.assertIsNone(client.next_content())  # parked by enforce_ordering, waiting for frame 2
             parked["messages_max_age"] = 30
-            with override_settings(WEBSOCKET_ORDER_STALL_SECONDS=30):
+            with override_settings(CHANNELS1_KIT_ORDER_STALL_SECONDS=30):
                 client.send_json({"command": "send", "room": "general", "message": "also parked"})
         self.assertEqual(client.next_content(), {"close": CLOSE_RECONNECT})
         self.assertFalse(Message.objects.exists())

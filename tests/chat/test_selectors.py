@@ -3,9 +3,9 @@
 from django.contrib.auth.models import AnonymousUser, User
 from django.test import TestCase
 
+from channels1_kit.websocket import ClientError
 from chat import selectors
 from chat.models import Message, Presence, Room
-from project.websocket import ClientError
 
 
 class SelectorTests(TestCase):

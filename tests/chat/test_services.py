@@ -5,9 +5,9 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.test import override_settings
 
+from channels1_kit.websocket import ClientError
 from chat import conf, services
 from chat.models import LOBBY_GROUP, Message, Presence, Room
-from project.websocket import ClientError
 from tests.support.channel_tests import IN_MEMORY_LAYERS, StreamClient
 
 

@@ -190,7 +190,7 @@ class Stack:
             [
                 str(VENV_BIN / "python"),
                 "-m",
-                "project.frontdoor",
+                "tools.frontdoor",
                 "--listen",
                 f"127.0.0.1:{port}",
                 "--websocket",

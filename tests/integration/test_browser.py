@@ -1,6 +1,6 @@
 """Headless Chromium against the real processes: the pages, their scripts and their WebSockets.
 
-Every page is opened through a front door (project/frontdoor.py), so that it and its
+Every page is opened through a front door (tools/frontdoor.py), so that it and its
 WebSocket share one origin, as behind nginx. Each browser context is one person.
 """
 

@@ -1,4 +1,4 @@
-"""`make run`'s stack (project/stack.py under supervisord), started and stopped as a user would."""
+"""`make run`'s stack (tools/stack.py under supervisord), started and stopped as a user would."""
 
 import os
 import signal
@@ -38,7 +38,7 @@ def make_run_stack(tmp_path):
     env.update(PORT=str(port), SITE_VAR=str(tmp_path), VAR_DIR=str(tmp_path), STACK_TEST_MARKER=str(tmp_path))
     log = open(tmp_path / "stack.out", "wb")
     process = subprocess.Popen(
-        [str(VENV_BIN / "python"), "-m", "project.stack"],
+        [str(VENV_BIN / "python"), "-m", "tools.stack"],
         cwd=REPO,
         env=env,
         stdout=log,

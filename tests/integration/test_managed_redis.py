@@ -331,8 +331,8 @@ def test_an_unknown_host_is_said_on_both_paths(layers, reactor, caplog):
 def test_refused_credentials_are_waited_out_by_the_worker_and_answered_503_by_daphne(acl_redis, backend, caplog):
     from asgi_redis import RedisChannelLayer
 
-    from project.interface import InterfaceLayer
-    from project.outages import OutageTolerantLayer
+    from channels1_kit.interface import InterfaceLayer
+    from channels1_kit.outages import OutageTolerantLayer
 
     url = f"redis://{USER}:not-{USER_PASSWORD}@127.0.0.1:{acl_redis.port}/0"
     if backend == "fanout_layer":

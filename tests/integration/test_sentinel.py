@@ -176,7 +176,7 @@ def test_both_paths_follow_a_failover_under_traffic(group, layers, reactor, caps
             try:
                 channel, message = worker.receive(["websocket.receive"], block=True)
             except redis.exceptions.ConnectionError:
-                time.sleep(0.1)  # as project.outages.OutageTolerantLayer waits
+                time.sleep(0.1)  # as channels1_kit.outages.OutageTolerantLayer waits
                 continue
             if channel is not None:
                 to_worker.setdefault(message["n"], time.monotonic())
@@ -268,8 +268,8 @@ def test_both_paths_follow_a_failover_under_traffic(group, layers, reactor, caps
 def test_a_failover_keeps_daphnes_sockets_open_and_an_empty_restart_closes_them(group, layers, settings):
     from twisted.internet import task
 
-    from project.interface import InterfaceLayer
-    from project.websocket import CLOSE_RECONNECT
+    from channels1_kit.interface import InterfaceLayer
+    from channels1_kit.websocket import CLOSE_RECONNECT
 
     clock = task.Clock()
     layer = layers(group.url)
@@ -285,7 +285,7 @@ def test_a_failover_keeps_daphnes_sockets_open_and_an_empty_restart_closes_them(
         time.sleep(0.05)
 
     group.failover()
-    clock.advance(settings.SOCKET_HEARTBEAT_SECONDS)
+    clock.advance(settings.CHANNELS1_KIT_HEARTBEAT_SECONDS)
     assert interface._run_ids != first_run_ids, "the heartbeat did not reach the new master"
     assert interface.open_sockets == {DAPHNE + "a"}
     assert not interface._ready
@@ -297,7 +297,7 @@ def test_a_failover_keeps_daphnes_sockets_open_and_an_empty_restart_closes_them(
     current.replicaof = None  # It comes back as the master it was, with nothing.
     current.start()
     for _ in range(20):
-        clock.advance(settings.SOCKET_HEARTBEAT_SECONDS)
+        clock.advance(settings.CHANNELS1_KIT_HEARTBEAT_SECONDS)
         if interface._ready:
             break
         time.sleep(0.25)  # A heartbeat that found it still starting; the next one tries again.

@@ -274,13 +274,13 @@ def test_pth_starts_the_loader_in_a_fresh_interpreter():
     assert run_python("-c", check).stdout.strip() == "True"
     assert run_python("-c", check, loader=False).stdout.strip() == "False"
     # Without site processing (-S) nothing starts it; processing the site-packages .pth files does.
-    # From the checkout, since -S also leaves the editable install's path out.
+    # From the kit's folder, since -S also leaves the editable install's path out.
     started_by_site = run_python(
         "-S",
         "-c",
         "import channels1_kit.loader as l; before = l.is_installed(); import site; site.main();"
         " print(before, l.is_installed())",
-        cwd=REPO,
+        cwd=REPO / "kit",
     )
     assert started_by_site.stdout.strip() == "False True", started_by_site.stderr
 

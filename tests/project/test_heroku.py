@@ -120,7 +120,7 @@ def test_manage_py_and_make_run_keep_development_as_their_default(tmp_path):
     report = loaded(result)
     assert (report["module"], report["debug"]) == ("project.settings.dev", True)
 
-    from project.stack import stack_environment
+    from tools.stack import stack_environment
 
     assert stack_environment({"REDIS_URL": "redis://127.0.0.1:1/0"})["DJANGO_SETTINGS_MODULE"] == (
         "project.settings.dev"

@@ -1,4 +1,4 @@
-"""project.interface.InterfaceLayer, daphne's side of the channel layer, over a fake layer."""
+"""channels1_kit.interface.InterfaceLayer, daphne's side of the channel layer, over a fake layer."""
 
 import pytest
 import redis
@@ -6,8 +6,8 @@ from django.test import override_settings
 from twisted.internet import defer, task
 from twisted.python.failure import Failure
 
-from project.interface import InterfaceLayer
-from project.websocket import CLOSE_RECONNECT, OVERSIZED_KEY
+from channels1_kit.interface import InterfaceLayer
+from channels1_kit.websocket import CLOSE_RECONNECT, OVERSIZED_KEY
 
 SEND_CHANNEL = "daphne.response.AbCdEfGhIj!"
 
@@ -136,7 +136,7 @@ def test_a_handshake_refused_for_lack_of_room_is_no_open_socket(layer, fake):
     assert layer.open_sockets == set()
 
 
-@override_settings(WEBSOCKET_MAX_FRAME_BYTES=10)
+@override_settings(CHANNELS1_KIT_MAX_FRAME_BYTES=10)
 def test_a_frame_over_the_limit_goes_to_the_worker_as_its_size_only(layer, fake):
     small = {"reply_channel": SEND_CHANNEL + "a", "path": "/chat/stream/", "order": 1, "text": "0123456789"}
     layer.send("websocket.receive", small)

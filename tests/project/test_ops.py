@@ -1,5 +1,5 @@
 """The operator's tools without processes: the channel report's arithmetic, who may read
-/ops/channels, and how a runworker stops (project/workers.py)."""
+/ops/channels, and how a runworker stops (channels1_kit/workers.py)."""
 
 import signal
 from types import SimpleNamespace
@@ -8,8 +8,8 @@ import pytest
 from channels.worker import Worker
 from django.contrib.auth.models import User
 
-from project import monitoring
-from project.workers import stop_after_message_in_hand
+from channels1_kit import monitoring
+from channels1_kit.workers import stop_after_message_in_hand
 
 REPORT = {"channels": {}, "backlog": 0, "messages_total": 0, "channel_full_total": 0, "interval": 1.0}
 
@@ -33,7 +33,7 @@ def test_the_report_derives_rates_from_two_readings_of_the_counters(monkeypatch)
     monkeypatch.setattr(monitoring.time, "sleep", lambda seconds: None)
     monkeypatch.setattr(monitoring.time, "monotonic", lambda: next(clock))
     layer = SimpleNamespace(global_statistics=lambda: {"messages_count": 139, "channel_full_count": 2})
-    monkeypatch.setattr(monitoring, "_layer", lambda: layer)
+    monkeypatch.setattr(monitoring, "channel_layer", lambda: layer)
 
     report = monitoring.channel_report(interval=2.0)
 
@@ -63,7 +63,7 @@ def fixed_report(monkeypatch):
 
 
 def test_ops_channels_answers_the_monitoring_token_only(client, settings, fixed_report):
-    settings.MONITORING_TOKEN = "s3cret"
+    settings.CHANNELS1_KIT_MONITORING_TOKEN = "s3cret"
     assert client.get("/ops/channels").status_code == 401
     assert client.get("/ops/channels", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
     assert client.get("/ops/channels", HTTP_AUTHORIZATION="Basic s3cret").status_code == 401
@@ -76,7 +76,7 @@ def test_ops_channels_answers_the_monitoring_token_only(client, settings, fixed_
 
 
 def test_ops_channels_with_no_token_set_is_for_staff_only(client, settings, fixed_report, db):
-    settings.MONITORING_TOKEN = ""
+    settings.CHANNELS1_KIT_MONITORING_TOKEN = ""
     assert client.get("/ops/channels", HTTP_AUTHORIZATION="Bearer ").status_code == 401
     client.force_login(User.objects.create_user("plain"))
     assert client.get("/ops/channels").status_code == 401
@@ -85,7 +85,7 @@ def test_ops_channels_with_no_token_set_is_for_staff_only(client, settings, fixe
 
 
 def test_ops_channels_says_when_the_interval_is_refused(client, settings):
-    settings.MONITORING_TOKEN = "s3cret"
+    settings.CHANNELS1_KIT_MONITORING_TOKEN = "s3cret"
     response = client.get("/ops/channels?interval=abc", HTTP_AUTHORIZATION="Bearer s3cret")
     assert response.status_code == 400
     assert response.json()["error"] == "invalid-interval"

@@ -1,9 +1,9 @@
-"""project.outages: a runworker's receive that waits out Redis instead of ending the process."""
+"""channels1_kit.outages: a runworker's receive that waits out Redis instead of ending the process."""
 
 import pytest
 import redis
 
-from project.outages import LONGEST_PAUSE, OutageTolerantLayer, tolerate_redis_outages
+from channels1_kit.outages import LONGEST_PAUSE, OutageTolerantLayer, tolerate_redis_outages
 
 
 class FlakyLayer:

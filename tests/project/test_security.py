@@ -160,4 +160,4 @@ def test_daphne_closes_sockets_when_their_group_memberships_expire_a_week_after_
 
 
 def test_a_stall_is_given_up_on_before_the_frames_waiting_behind_it_expire(settings):
-    assert settings.WEBSOCKET_ORDER_STALL_SECONDS < settings.CHANNEL_LAYERS["default"]["CONFIG"]["expiry"]
+    assert settings.CHANNELS1_KIT_ORDER_STALL_SECONDS < settings.CHANNEL_LAYERS["default"]["CONFIG"]["expiry"]

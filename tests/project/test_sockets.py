@@ -1,4 +1,4 @@
-"""project.sockets: which sockets are gone, and the sweep that removes their presence and memberships."""
+"""channels1_kit.sockets: which sockets are gone, and the sweep that removes their presence and memberships."""
 
 import time
 
@@ -7,12 +7,12 @@ from channels.test import TransactionChannelTestCase
 from django.contrib.auth.models import User
 from django.test import override_settings
 
+from channels1_kit import sockets
+from channels1_kit.sockets import Liveness, Snapshot, daphne_of
 from chat import services
 from chat.models import LOBBY_GROUP, Presence
 from fanout_layer import FanoutRedisChannelLayer
 from liveblog import services as liveblog_services
-from project import sockets
-from project.sockets import Liveness, Snapshot, daphne_of
 from tests.support.channel_tests import IN_MEMORY_LAYERS
 from tests.support.processes import RedisServer
 
@@ -80,7 +80,9 @@ def sweep_case(request, layer):
 
 # The services' own Group sends use the in-memory layer; the sweep is given the Redis one.
 @pytest.mark.usefixtures("sweep_case")
-@override_settings(CHANNEL_LAYERS=IN_MEMORY_LAYERS, SOCKET_HEARTBEAT_SECONDS=10, SOCKET_CLOCK_SKEW_SECONDS=1)
+@override_settings(
+    CHANNEL_LAYERS=IN_MEMORY_LAYERS, CHANNELS1_KIT_HEARTBEAT_SECONDS=10, CHANNELS1_KIT_CLOCK_SKEW_SECONDS=1
+)
 class SweepTests(TransactionChannelTestCase):
     def setUp(self):
         self.alice = User.objects.create_user("alice", password="x")
@@ -119,7 +121,7 @@ class SweepTests(TransactionChannelTestCase):
         sockets.write_snapshot(self.layer, LIVE, [LIVE + "alice", LIVE + "page"], now=time.time())
 
         # A daphne is dead after 0 s of silence here: this Redis has been up long enough.
-        with override_settings(SOCKET_HEARTBEAT_SECONDS=0):
+        with override_settings(CHANNELS1_KIT_HEARTBEAT_SECONDS=0):
             report = sockets.sweep(self.layer, now=time.time())
 
         self.assertEqual(list(Presence.objects.values_list("reply_channel", flat=True)), [LIVE + "alice"])
@@ -127,21 +129,21 @@ class SweepTests(TransactionChannelTestCase):
         self.assertEqual(self.members(LOBBY_GROUP), {LIVE + "alice"})
         self.assertEqual(self.members(self.blog.group_name), {LIVE + "page"})
         # bob had two sockets in the room (bob, bob2): two presences; five memberships in all.
-        self.assertEqual(report.as_dict(), {"presences": 2, "memberships": 5, "dead_daphnes": [DEAD]})
+        self.assertEqual(report.as_dict(), {"rows": 2, "memberships": 5, "dead_daphnes": [DEAD]})
 
     def test_a_second_sweep_finds_nothing_more(self):
         self.open_socket(DEAD + "bob", self.bob)
-        with override_settings(SOCKET_HEARTBEAT_SECONDS=0):
+        with override_settings(CHANNELS1_KIT_HEARTBEAT_SECONDS=0):
             sockets.sweep(self.layer, now=time.time())
             again = sockets.sweep(self.layer, now=time.time())
-        self.assertEqual(again.as_dict(), {"presences": 0, "memberships": 0, "dead_daphnes": []})
+        self.assertEqual(again.as_dict(), {"rows": 0, "memberships": 0, "dead_daphnes": []})
 
     def test_a_daphne_that_never_wrote_a_snapshot_loses_its_sockets_once_redis_has_been_up_long_enough(self):
         self.open_socket(DEAD + "bob", self.bob)
         self.open_socket(DEAD + "page")
-        with override_settings(SOCKET_HEARTBEAT_SECONDS=0):  # dead after 0 s: the server is old enough
+        with override_settings(CHANNELS1_KIT_HEARTBEAT_SECONDS=0):  # dead after 0 s: the server is old enough
             report = sockets.sweep(self.layer, now=time.time())
-        self.assertEqual(report.as_dict(), {"presences": 1, "memberships": 3, "dead_daphnes": [DEAD]})
+        self.assertEqual(report.as_dict(), {"rows": 1, "memberships": 3, "dead_daphnes": [DEAD]})
         self.assertFalse(Presence.objects.exists())
         self.assertEqual(self.members(self.blog.group_name), set())
 
@@ -162,8 +164,8 @@ def test_the_sweep_sockets_command_sweeps_once_and_prints_what_it_removed():
     from django.core.management import call_command
 
     out = StringIO()
-    report = sockets.SweepReport(presences=2, memberships=5, dead_daphnes=[DEAD])
+    report = sockets.SweepReport(rows=2, memberships=5, dead_daphnes=[DEAD])
     with mock.patch.object(sockets, "sweep", return_value=report) as sweep:
         call_command("sweep_sockets", stdout=out)
     sweep.assert_called_once_with()
-    assert out.getvalue().strip() == f'{{"dead_daphnes": ["{DEAD}"], "memberships": 5, "presences": 2}}'
+    assert out.getvalue().strip() == f'{{"dead_daphnes": ["{DEAD}"], "memberships": 5, "rows": 2}}'

@@ -18,11 +18,11 @@ def main() -> None:
     from channels import DEFAULT_CHANNEL_LAYER, channel_layers
     from django.contrib.auth.models import Permission, User
 
+    from channels1_kit import sockets
     from chat import services as chat_services
     from chat.models import LOBBY_GROUP, Message, Presence, Room
     from liveblog import services as liveblog_services
     from liveblog.models import Liveblog, Post
-    from project import sockets
 
     layer = channel_layers[DEFAULT_CHANNEL_LAYER].channel_layer
 

@@ -4,7 +4,7 @@ supervisord's autorestart does.
 Traffic: a post every 0.2 s and each chat member sending every 0.8 s, from pages that
 reconnect and catch up by themselves. In the end every post and every chat message the
 database holds has reached every page, live or by catch-up. The killed daphne sent no
-disconnect for its sockets: the sweep (project/sockets.py) removes their presence rows and
+disconnect for its sockets: the sweep (channels1_kit/sockets.py) removes their presence rows and
 group memberships once that daphne's snapshot is gone.
 """
 

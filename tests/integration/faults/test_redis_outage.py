@@ -3,9 +3,9 @@
 Before, during and after the outage, posts are published and chat messages saved; every
 one of them must reach every page in the end, whether live or by the pages' own catch-up
 after their reconnect. No process may die (no process manager restarts anything here):
-the workers wait Redis out (project/outages.py), daphne answers 503 meanwhile and closes
-its sockets once Redis is back (project/interface.py), and the saves that happen during
-the outage succeed with their broadcast logged as failed (project/websocket.py).
+the workers wait Redis out (channels1_kit/outages.py), daphne answers 503 meanwhile and closes
+its sockets once Redis is back (channels1_kit/interface.py), and the saves that happen during
+the outage succeed with their broadcast logged as failed (channels1_kit/websocket.py).
 """
 
 import time

@@ -58,7 +58,7 @@ def supervisord_config(env: dict) -> Path:
         includes.insert(0, SUPERVISOR_DIR / "redis.conf")
     config = var / "run" / "supervisord.conf"
     config.write_text(
-        f"""; Written by project/stack.py; edit deploy/supervisor/*.conf instead.
+        f"""; Written by tools/stack.py; edit deploy/supervisor/*.conf instead.
 [supervisord]
 nodaemon=true
 logfile={var}/log/supervisord.log

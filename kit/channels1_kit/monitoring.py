@@ -2,7 +2,8 @@
 
 Everything comes from the channel layer's statistics extension (asgi_redis keeps
 per-channel counters in Redis, and fanout_layer keeps them the same way), so any process
-that reaches Redis can report it: `manage.py channel_report`, or GET /ops/channels.
+that reaches Redis can report it: `manage.py channel_report`, or the ops endpoint
+(channels1_kit.urls: GET <where the site includes it>/channels).
 
 Per channel:
 
@@ -23,7 +24,8 @@ Per channel:
 import time
 from typing import Dict, Iterable, List
 
-from channels import DEFAULT_CHANNEL_LAYER, channel_layers
+from channels1_kit import health
+from channels1_kit.conf import channel_layer, layer_wrapper
 
 # The channels daphne feeds, in the order a report lists them. Only those the routing
 # consumes are reported: daphne also sends http.disconnect, which this site does not route
@@ -44,13 +46,11 @@ MAX_REPLY_CHANNELS = 200
 MAX_INTERVAL = 10.0
 
 
-def _layer():
-    return channel_layers[DEFAULT_CHANNEL_LAYER].channel_layer
-
-
 def routed_channels() -> List[str]:
     """The channels runworker consumes: interface channels first, then the routing's own."""
-    routed = set(channel_layers[DEFAULT_CHANNEL_LAYER].router.channels) | ALWAYS_CONSUMED
+    # The kit routes the health channel in every worker (channels1_kit/apps.py), whatever
+    # the site's routing says.
+    routed = set(layer_wrapper().router.channels) | ALWAYS_CONSUMED | {health.channel()}
     return [name for name in INTERFACE_CHANNELS if name in routed] + sorted(routed - set(INTERFACE_CHANNELS))
 
 
@@ -60,7 +60,7 @@ def reply_channels() -> List[str]:
     A daphne's reply channel only exists in Redis while messages wait in it or its
     counters live (an hour), so this lists the daphnes that matter without knowing them.
     """
-    layer = _layer()
+    layer = channel_layer()
     found = set()
     for index in range(layer.ring_size):
         connection = layer.connection(index)
@@ -74,7 +74,7 @@ def reply_channels() -> List[str]:
 
 
 def channel_statistics(channels: Iterable[str]) -> Dict[str, dict]:
-    layer = _layer()
+    layer = channel_layer()
     return {name: layer.channel_statistics(name) for name in channels}
 
 
@@ -86,7 +86,7 @@ def channel_report(*, interval: float = 1.0) -> dict:
     if not 0 < interval <= MAX_INTERVAL:
         raise ValueError(f"interval must be more than 0 and at most {MAX_INTERVAL:g} seconds")
     channels = routed_channels() + reply_channels()
-    layer = _layer()
+    layer = channel_layer()
     first = channel_statistics(channels)
     started = time.monotonic()
     time.sleep(interval)

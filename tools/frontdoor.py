@@ -5,7 +5,7 @@ connection by its first request: a WebSocket handshake (Upgrade: websocket) is p
 the daphne pool, any other connection to gunicorn. Browsers never upgrade a connection
 that already carried a plain request, so the first request decides correctly.
 
-    python -m project.frontdoor --listen 127.0.0.1:8000 \
+    python -m tools.frontdoor --listen 127.0.0.1:8000 \
         --websocket 127.0.0.1:8100 --http 127.0.0.1:8200
 """
 

@@ -2,7 +2,7 @@
 
 from typing import List, Sequence
 
-from project.websocket import ClientError
+from channels1_kit.websocket import ClientError
 
 
 def window_or_refuse(

@@ -5,3 +5,6 @@ every interpreter start, so this module must stay free of Django and channels im
 """
 
 __version__ = "0.1.0"
+
+# Django 2.2 does not find an app's AppConfig by itself (3.2+ does, and ignores this).
+default_app_config = "channels1_kit.apps.Channels1KitConfig"

@@ -1,4 +1,4 @@
-"""What every WebSocket consumer of the site shares: JSON frames and client errors.
+"""What a site's WebSocket consumers share: JSON frames, client errors, close codes, broadcasts.
 
 Consumers stay linear: they raise ClientError and the decorator turns it into one
 `{"error": code, "message": text}` frame, so a bad frame never costs the socket or the worker.
@@ -13,8 +13,9 @@ from urllib.parse import parse_qs
 
 from channels import Group
 from channels.sessions import channel_session, wait_channel_name
-from django.conf import settings
 from django.db import transaction
+
+from channels1_kit.conf import setting
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +32,8 @@ MAX_ID = 2**63 - 1
 _DIGITS = re.compile(r"[0-9]{1,19}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
-# Where daphne's side of the channel layer (project/interface.py) puts the size of a frame
-# it kept out of Redis for being larger than WEBSOCKET_MAX_FRAME_BYTES.
+# Where daphne's side of the channel layer (channels1_kit/interface.py) puts the size of a frame
+# it kept out of Redis for being larger than CHANNELS1_KIT_MAX_FRAME_BYTES.
 OVERSIZED_KEY = "oversized"
 
 
@@ -66,7 +67,7 @@ def accept(reply_channel) -> None:
 def decode_json_frame(message) -> dict:
     """The JSON object a client sent, or a ClientError that says what was wrong with it."""
     if message.content.get(OVERSIZED_KEY):
-        raise ClientError("frame-too-large", f"Frames are at most {settings.WEBSOCKET_MAX_FRAME_BYTES} bytes.")
+        raise ClientError("frame-too-large", f"Frames are at most {setting('MAX_FRAME_BYTES')} bytes.")
     text = message.content.get("text")
     if text is None:
         raise ClientError("binary-frame", "Frames must be JSON text, not binary.")
@@ -165,7 +166,7 @@ def close_if_stalled(consumer: Callable) -> Callable:
     then killed, or by a Redis that restarted empty), every later frame of the socket
     would wait there until it expires and the client would never hear of it. When a new
     frame arrives out of order and the oldest parked one has waited
-    WEBSOCKET_ORDER_STALL_SECONDS (less than the layer's message expiry), the socket is
+    CHANNELS1_KIT_ORDER_STALL_SECONDS (less than the layer's message expiry), the socket is
     closed with CLOSE_RECONNECT: the client reconnects and catches up (`since`). What the
     lost frames asked for was not done; everything saved before is caught up.
 
@@ -180,7 +181,7 @@ def close_if_stalled(consumer: Callable) -> Callable:
         order = int(message.content.get("order", 0))
         if order > expected:
             waited = _parked_for(message)
-            if waited >= settings.WEBSOCKET_ORDER_STALL_SECONDS:
+            if waited >= setting("ORDER_STALL_SECONDS"):
                 logger.warning(
                     "%s: frames parked for %d s waiting for frame %d; closing the socket so that it reconnects",
                     message.reply_channel,

@@ -3,14 +3,14 @@
     python manage.py channel_report              # a table, rates over one second
     python manage.py channel_report --json --interval 5
 
-The columns are described in project/monitoring.py.
+The columns are described in channels1_kit/monitoring.py.
 """
 
 import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from project.monitoring import channel_report
+from channels1_kit.monitoring import channel_report
 
 
 class Command(BaseCommand):

@@ -6,17 +6,23 @@ one while Redis is down, and a disconnect parked behind a lost frame by enforce_
 never runs. Without a sweep those sockets would be counted in their rooms and sent every
 group message until the group expiry (a week).
 
-Every daphne lists its open sockets in Redis every SOCKET_HEARTBEAT_SECONDS
-(project/interface.py writes the snapshot with write_snapshot()). A socket is gone when:
+Every daphne lists its open sockets in Redis every CHANNELS1_KIT_HEARTBEAT_SECONDS
+(channels1_kit/interface.py writes the snapshot with write_snapshot()). A socket is gone when:
 
-* its daphne's latest snapshot, taken after the socket joined (with SOCKET_CLOCK_SKEW_SECONDS
+* its daphne's latest snapshot, taken after the socket joined (with CHANNELS1_KIT_CLOCK_SKEW_SECONDS
   to spare), does not list it; or
 * its daphne has written no snapshot for three heartbeats (the snapshot's expiry) while
   Redis has been up that long: the daphne is dead.
 
-Each runworker sweeps every SOCKET_SWEEP_SECONDS in a thread (start_sweeper), and
+Each runworker sweeps every CHANNELS1_KIT_SWEEP_SECONDS in a thread (start_sweeper), and
 `manage.py sweep_sockets` sweeps once. Only channels of daphne processes are judged;
 anything else (a test client's channel) is never taken for gone.
+
+The kit knows no app: each app registers, from its AppConfig.ready(), the groups it puts
+sockets in and, if it keeps rows per socket (presence, say), how to list and forget them:
+
+    sockets.register("chat", groups=selectors.socket_group_names,
+                     sockets=selectors.presence_sockets, forget=services.presence_sweep)
 """
 
 import json
@@ -25,13 +31,12 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Tuple
 
-from channels import DEFAULT_CHANNEL_LAYER, channel_layers
-from django.conf import settings
 from django.db import connection as db_connection
 
-from project.outages import REDIS_ERRORS
+from channels1_kit.conf import channel_layer, setting
+from channels1_kit.outages import REDIS_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +57,7 @@ def snapshot_key(layer, daphne: str) -> str:
 
 def dead_after() -> int:
     """Seconds without a snapshot after which a daphne is taken for dead."""
-    return 3 * settings.SOCKET_HEARTBEAT_SECONDS
+    return 3 * setting("HEARTBEAT_SECONDS")
 
 
 def write_snapshot(layer, daphne: str, sockets: Iterable[str], *, now: float) -> None:
@@ -110,7 +115,7 @@ def read_liveness(layer, daphnes: Iterable[str], *, now: Optional[float] = None)
         redis_uptime=float(redis.info("server")["uptime_in_seconds"]),
         now=time.time() if now is None else now,
         dead_after=dead_after(),
-        clock_skew=settings.SOCKET_CLOCK_SKEW_SECONDS,
+        clock_skew=setting("CLOCK_SKEW_SECONDS"),
     )
 
 
@@ -126,47 +131,84 @@ def group_members(layer, group: str) -> List[Tuple[str, float]]:
     ]
 
 
-def swept_groups() -> List[str]:
-    """Every group the apps put sockets in."""
-    from chat import selectors as chat_selectors
-    from liveblog import selectors as liveblog_selectors
+# gone(channel, since): whether a socket known since `since` (a timestamp) is gone.
+Gone = Callable[[str, float], bool]
 
-    return [*chat_selectors.socket_group_names(), *liveblog_selectors.liveblog_group_names()]
+
+@dataclass(frozen=True)
+class SweptApp:
+    """What the sweep cleans for one app: memberships of its groups, and its rows per socket."""
+
+    label: str
+    # Every group the app puts sockets in (read at each sweep: groups come and go with rows).
+    groups: Callable[[], Iterable[str]]
+    # The sockets the app keeps rows for, with when each was first recorded (a timestamp).
+    sockets: Callable[[], Iterable[Tuple[str, float]]] = tuple
+    # forget(gone=...) removes the rows of gone sockets (telling whoever must hear of it);
+    # returns how many it removed.
+    forget: Optional[Callable[..., int]] = None
+
+
+_registry: Dict[str, SweptApp] = {}
+
+
+def register(
+    label: str,
+    *,
+    groups: Callable[[], Iterable[str]],
+    sockets: Callable[[], Iterable[Tuple[str, float]]] = tuple,
+    forget: Optional[Callable[..., int]] = None,
+) -> None:
+    """Adds (or replaces) what the sweep cleans for the app `label`; call from AppConfig.ready()."""
+    _registry[label] = SweptApp(label=label, groups=groups, sockets=sockets, forget=forget)
+
+
+def unregister(label: str) -> None:
+    _registry.pop(label, None)
+
+
+def registered() -> List[SweptApp]:
+    return [_registry[label] for label in sorted(_registry)]
+
+
+def swept_groups() -> List[str]:
+    """Every group the registered apps put sockets in."""
+    return [group for app in registered() for group in app.groups()]
 
 
 @dataclass
 class SweepReport:
-    presences: int = 0
+    rows: int = 0
     memberships: int = 0
     dead_daphnes: List[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"presences": self.presences, "memberships": self.memberships, "dead_daphnes": self.dead_daphnes}
+        return {"rows": self.rows, "memberships": self.memberships, "dead_daphnes": self.dead_daphnes}
 
 
 def sweep(layer=None, *, now: Optional[float] = None) -> SweepReport:
-    """Removes the presence rows and group memberships of gone sockets; says how many."""
-    from chat import selectors as chat_selectors
-    from chat import services as chat_services
-
+    """Removes the registered apps' rows and group memberships of gone sockets; says how many."""
     if layer is None:
-        layer = channel_layers[DEFAULT_CHANNEL_LAYER].channel_layer
-    presences = chat_selectors.presence_sockets()
+        layer = channel_layer()
+    apps = registered()
+    rows = [channel for app in apps for channel, _ in app.sockets()]
     members = {group: group_members(layer, group) for group in swept_groups()}
-    channels = [channel for channel, _ in presences] + [c for pairs in members.values() for c, _ in pairs]
+    channels = rows + [channel for pairs in members.values() for channel, _ in pairs]
     liveness = read_liveness(layer, filter(None, map(daphne_of, channels)), now=now)
     report = SweepReport()
-    report.presences = chat_services.presence_sweep(gone=liveness.gone)
+    for app in apps:
+        if app.forget is not None:
+            report.rows += app.forget(gone=liveness.gone)
     for group, pairs in members.items():
         for channel, since in pairs:
             if liveness.gone(channel, since):
                 layer.group_discard(group, channel)
                 report.memberships += 1
     report.dead_daphnes = sorted(liveness.gone_daphnes)
-    if report.presences or report.memberships:
+    if report.rows or report.memberships:
         logger.info(
-            "Swept gone sockets: %d presence(s), %d group membership(s); dead daphnes: %s",
-            report.presences,
+            "Swept gone sockets: %d row(s), %d group membership(s); dead daphnes: %s",
+            report.rows,
             report.memberships,
             ", ".join(report.dead_daphnes) or "none",
         )
@@ -190,8 +232,8 @@ def _sweep_forever(interval: float) -> None:
 
 
 def start_sweeper(sender, **kwargs) -> None:
-    """worker_process_ready receiver: sweeps gone sockets every SOCKET_SWEEP_SECONDS, in a thread."""
-    interval = settings.SOCKET_SWEEP_SECONDS
+    """worker_process_ready receiver: sweeps gone sockets every CHANNELS1_KIT_SWEEP_SECONDS, in a thread."""
+    interval = setting("SWEEP_SECONDS")
     if interval <= 0:
         return
     thread = threading.Thread(target=_sweep_forever, args=(interval,), name="socket-sweeper", daemon=True)

@@ -10,17 +10,18 @@ would never hear another broadcast. InterfaceLayer wraps the configured layer an
 * turns a Redis error on send into ChannelFull, so daphne answers 503 and closes with
   1013 rather than failing;
 * keeps the sockets it has sent a websocket.connect for and not yet a disconnect, and
-  every SOCKET_HEARTBEAT_SECONDS writes that list to Redis (project/sockets.py sweeps
+  every CHANNELS1_KIT_HEARTBEAT_SECONDS writes that list to Redis (channels1_kit/sockets.py sweeps
   what other sockets left behind) and asks each Redis for its run_id and for the marker key
   this daphne keeps there: when the run_id changed and the marker is gone, Redis restarted
   empty and forgot the groups, so every socket is closed with CLOSE_RECONNECT and the pages
   reconnect and catch up with `since`. A new run_id with the marker still there is another
   server that kept the data (a Sentinel failover to a replica, a restart from a snapshot):
   the groups are there too, and the sockets stay open;
-* keeps a frame larger than WEBSOCKET_MAX_FRAME_BYTES out of Redis: the worker gets its
+* keeps a frame larger than CHANNELS1_KIT_MAX_FRAME_BYTES out of Redis: the worker gets its
   size in its place and answers "frame-too-large";
-* answers GET /healthz itself while Redis cannot be used, 503 with the reason (refused
-  password, refused certificate, unknown host...) in place of daphne's "Request queue full".
+* answers GET CHANNELS1_KIT_HEALTHZ_PATH (/healthz) itself while Redis cannot be used, 503
+  with the reason (refused password, refused certificate, unknown host...) in place of
+  daphne's "Request queue full".
 
 Everything else (receive_twisted, group_expiry, extensions, ChannelFull...) is the
 wrapped layer's.
@@ -33,18 +34,14 @@ from collections import deque
 from typing import Any, Deque, List, Optional, Set, Tuple
 
 import redis
-from django.conf import settings
 from twisted.internet import defer, task
 
-from channels1_kit import redis_urls
-from project import sockets
-from project.outages import redis_trouble
-from project.websocket import CLOSE_RECONNECT, OVERSIZED_KEY
+from channels1_kit import redis_urls, sockets
+from channels1_kit.conf import setting
+from channels1_kit.outages import redis_trouble
+from channels1_kit.websocket import CLOSE_RECONNECT, OVERSIZED_KEY
 
 logger = logging.getLogger(__name__)
-
-# project/urls.py's health check: the one page daphne answers itself when Redis cannot be used.
-HEALTHZ_PATH = "/healthz"
 
 
 class InterfaceLayer:
@@ -97,7 +94,7 @@ class InterfaceLayer:
             self._redis_down = True
             if channel == "websocket.receive":
                 self._sockets.discard(reply_channel)
-            if channel == "http.request" and message.get("path") == HEALTHZ_PATH:
+            if channel == "http.request" and message.get("path") == setting("HEALTHZ_PATH"):
                 self._answer_unhealthy(reply_channel, error)
                 return
             raise self._layer.ChannelFull(channel) from error
@@ -128,7 +125,7 @@ class InterfaceLayer:
     def _bounded(self, message: dict) -> dict:
         payload = message.get("text")
         size = len(payload.encode("utf8")) if payload is not None else len(message.get("bytes") or b"")
-        if size <= settings.WEBSOCKET_MAX_FRAME_BYTES:
+        if size <= setting("MAX_FRAME_BYTES"):
             return message
         logger.info("Frame of %d bytes from %s kept out of Redis", size, message.get("reply_channel"))
         bounded = {key: value for key, value in message.items() if key not in ("text", "bytes")}
@@ -183,7 +180,7 @@ class InterfaceLayer:
         self._heartbeat = task.LoopingCall(self.beat)
         if self._clock is not None:
             self._heartbeat.clock = self._clock
-        self._heartbeat.start(settings.SOCKET_HEARTBEAT_SECONDS, now=True).addErrback(
+        self._heartbeat.start(setting("HEARTBEAT_SECONDS"), now=True).addErrback(
             lambda failure: logger.error("heartbeat stopped: %s", failure.getTraceback())
         )
 

@@ -1,4 +1,8 @@
-"""Consumers of the site's own channels, beside the apps' WebSocket ones."""
+"""The worker pool's health probe: the consumer every worker runs, and the channel it listens on.
+
+`manage.py worker_health` sends a probe there and waits for the answer; the kit adds the route
+to every runworker (channels1_kit/apps.py), so a site's routing need not name it.
+"""
 
 import os
 import socket
@@ -6,8 +10,12 @@ import time
 
 from django.db import connection
 
-# The channel `manage.py worker_health` asks on; every worker pool must listen on it.
-HEALTH_CHANNEL = "worker.health"
+from channels1_kit.conf import setting
+
+
+def channel() -> str:
+    """The channel `manage.py worker_health` asks on (CHANNELS1_KIT_HEALTH_CHANNEL)."""
+    return setting("HEALTH_CHANNEL")
 
 
 def worker_health(message) -> None:
@@ -28,3 +36,11 @@ def worker_health(message) -> None:
         reply["ok"] = True
     reply["answered"] = time.time()
     message.reply_channel.send(reply)
+
+
+def route_health(router) -> None:
+    """Adds the health consumer to a channels Router, unless the site routed the channel itself."""
+    from channels.routing import route
+
+    if channel() not in router.channels:
+        router.add_route(route(channel(), worker_health))
