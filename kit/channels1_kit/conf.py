@@ -33,14 +33,21 @@ DEFAULTS: Dict[str, Any] = {
     "HEALTH_CHANNEL": "worker.health",
     # Bearer token for the ops endpoint; unset, only staff logins may read it.
     "MONITORING_TOKEN": "",
+    # daphne: each socket may send this many frames at once into Redis, then FRAME_RATE a
+    # second; frames over budget never reach a worker (channels1_kit/floods.py).
+    "FRAME_BURST": 30,
+    # Frames a second a socket's budget refills by; 0 turns the budget off.
+    "FRAME_RATE": 10,
+    # daphne: a socket refused this many frames within 10 s is closed with 4429.
+    "FLOOD_CLOSE_AFTER": 100,
     # runworker: on SIGTERM, finish the message in hand before exiting.
     "GRACEFUL_STOP": True,
     # runworker: wait for Redis through an outage instead of exiting.
     "WAIT_FOR_REDIS": True,
 }
 
-_NON_NEGATIVE = ("SWEEP_SECONDS", "CLOCK_SKEW_SECONDS")
-_POSITIVE = ("HEARTBEAT_SECONDS", "MAX_FRAME_BYTES", "ORDER_STALL_SECONDS")
+_NON_NEGATIVE = ("SWEEP_SECONDS", "CLOCK_SKEW_SECONDS", "FRAME_RATE")
+_POSITIVE = ("HEARTBEAT_SECONDS", "MAX_FRAME_BYTES", "ORDER_STALL_SECONDS", "FRAME_BURST", "FLOOD_CLOSE_AFTER")
 
 
 def setting(name: str) -> Any:

@@ -17,6 +17,8 @@ would never hear another broadcast. InterfaceLayer wraps the configured layer an
   reconnect and catch up with `since`. A new run_id with the marker still there is another
   server that kept the data (a Sentinel failover to a replica, a restart from a snapshot):
   the groups are there too, and the sockets stay open;
+* keeps each socket within its frame budget (channels1_kit/floods.py): a socket that floods
+  is told, then closed with 4429, and its frames over budget never reach Redis or a worker;
 * keeps a frame larger than CHANNELS1_KIT_MAX_FRAME_BYTES out of Redis: the worker gets its
   size in its place and answers "frame-too-large";
 * answers GET CHANNELS1_KIT_HEALTHZ_PATH (/healthz) itself while Redis cannot be used, 503
@@ -38,8 +40,9 @@ from twisted.internet import defer, task
 
 from channels1_kit import redis_urls, sockets
 from channels1_kit.conf import setting
+from channels1_kit.floods import CLOSE_TOO_MANY, FrameBudget, refusal_frame
 from channels1_kit.outages import redis_trouble
-from channels1_kit.websocket import CLOSE_RECONNECT, OVERSIZED_KEY
+from channels1_kit.websocket import CLOSE_RECONNECT, OVERSIZED_KEY, frame_text
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +64,7 @@ class InterfaceLayer:
         self._redis_down = False
         # The cause of the last send Redis refused, until a heartbeat finds Redis usable again.
         self._refusal: Optional[str] = None
+        self._budget = FrameBudget(now=clock.seconds if clock is not None else time.monotonic)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._layer, name)
@@ -77,10 +81,20 @@ class InterfaceLayer:
     def send(self, channel: str, message: dict) -> None:
         reply_channel = message.get("reply_channel")
         if channel == "websocket.receive":
+            if FrameBudget.enabled():
+                verdict = self._budget.frame(reply_channel, int(message.get("order", 0)))
+                if not verdict.passed:
+                    self._refuse_frame(reply_channel, tell=verdict.tell, close=verdict.close)
+                    return
+                if verdict.order != message.get("order"):
+                    message = dict(message, order=verdict.order)
             message = self._bounded(message)
         elif channel == "websocket.disconnect":
             # Gone whether or not Redis takes the message: the sweep finds it missing.
             self._sockets.discard(reply_channel)
+            order = self._budget.renumber(reply_channel, int(message.get("order", 0)))
+            if order != message.get("order", 0):
+                message = dict(message, order=order)
         try:
             self._layer.send(channel, message)
         except redis.exceptions.RedisError as error:
@@ -94,6 +108,7 @@ class InterfaceLayer:
             self._redis_down = True
             if channel == "websocket.receive":
                 self._sockets.discard(reply_channel)
+                self._budget.forget(reply_channel)
             if channel == "http.request" and message.get("path") == setting("HEALTHZ_PATH"):
                 self._answer_unhealthy(reply_channel, error)
                 return
@@ -102,9 +117,24 @@ class InterfaceLayer:
             # daphne closes a socket whose frame it cannot queue, and says nothing more.
             if channel == "websocket.receive":
                 self._sockets.discard(reply_channel)
+                self._budget.forget(reply_channel)
             raise
         if channel == "websocket.connect":
             self._sockets.add(reply_channel)
+
+    def _refuse_frame(self, reply_channel: str, *, tell: bool, close: bool) -> None:
+        """A frame over its socket's budget: dropped here; the client told once per flood, or closed."""
+        if not (tell or close):
+            return
+        reply: dict = {}
+        if tell:
+            logger.info("%s is over its frame budget: its frames are dropped until it slows down", reply_channel)
+            reply["text"] = frame_text(refusal_frame())
+        if close:
+            logger.warning("%s kept flooding: closing it with %d", reply_channel, CLOSE_TOO_MANY)
+            reply["close"] = CLOSE_TOO_MANY
+        self._ready.append((reply_channel, reply))
+        self._deliver_ready()
 
     def _answer_unhealthy(self, reply_channel: str, error: Exception) -> None:
         # The reason without the URL: a load balancer's health check may be public.

@@ -176,6 +176,12 @@ CHANNELS1_KIT_MAX_FRAME_BYTES = env_int("WEBSOCKET_MAX_FRAME_BYTES", 65536)
 # killed worker, is closed so that it reconnects (channels1_kit/websocket.py close_if_stalled).
 # Less than CHANNEL_LAYER_EXPIRY, after which the parked frames themselves expire.
 CHANNELS1_KIT_ORDER_STALL_SECONDS = env_int("WEBSOCKET_ORDER_STALL_SECONDS", 30)
+# Per socket, enforced by daphne before a frame reaches Redis (channels1_kit/floods.py): this
+# many frames at once, then this many a second; a socket refused FLOOD_CLOSE_AFTER frames
+# within 10 s is closed with 4429. Chat's own limits (below) stay, for what passes.
+CHANNELS1_KIT_FRAME_BURST = env_int("WEBSOCKET_FRAME_BURST", 30)
+CHANNELS1_KIT_FRAME_RATE = env_int("WEBSOCKET_FRAME_RATE", 10)
+CHANNELS1_KIT_FLOOD_CLOSE_AFTER = env_int("WEBSOCKET_FLOOD_CLOSE_AFTER", 100)
 # Every daphne lists its open sockets in Redis this often (channels1_kit/interface.py), and
 # notices a Redis that restarted empty; a daphne silent for three times as long is gone.
 CHANNELS1_KIT_HEARTBEAT_SECONDS = env_int("SOCKET_HEARTBEAT_SECONDS", 10)

@@ -1,5 +1,7 @@
 """channels1_kit.interface.InterfaceLayer, daphne's side of the channel layer, over a fake layer."""
 
+import json
+
 import pytest
 import redis
 from django.test import override_settings
@@ -217,3 +219,70 @@ def test_a_failed_receive_reaches_daphne_which_logs_it_and_waits(layer, fake):
     failure = result_of(waiting)
     assert failure.check(RuntimeError)
     failure.trap(RuntimeError)
+
+
+# The frame budget (channels1_kit/floods.py): what daphne keeps out of Redis for a flooding socket.
+
+
+def frame(reply_channel: str, order: int) -> dict:
+    return {"reply_channel": reply_channel, "path": "/chat/stream/", "order": order, "text": "{}"}
+
+
+def replies(layer, reply_channel: str) -> list:
+    """The messages daphne would take for reply_channel from the layer's own queue."""
+    got = []
+    while True:
+        waiting = layer.receive_twisted([SEND_CHANNEL])
+        result = result_of(waiting)
+        if result is None:
+            layer._waiter = None
+            return got
+        assert result[0] == reply_channel
+        got.append(result[1])
+
+
+@override_settings(CHANNELS1_KIT_FRAME_BURST=3, CHANNELS1_KIT_FRAME_RATE=1, CHANNELS1_KIT_FLOOD_CLOSE_AFTER=5)
+def test_frames_over_budget_never_reach_redis_and_the_rest_keep_an_unbroken_order(layer, fake, clock):
+    alice = connect(layer, "alice")
+    for order in range(1, 7):  # six at once: three pass, three are refused
+        layer.send("websocket.receive", frame(alice, order))
+    clock.advance(2)  # two more tokens
+    layer.send("websocket.receive", frame(alice, 7))
+    layer.send("websocket.receive", frame(alice, 8))
+    layer.send("websocket.disconnect", {"reply_channel": alice, "order": 9})
+    orders = [(channel, message["order"]) for channel, message in fake.sent]
+    # The worker's enforce_ordering waits for every number: frames 7 and 8 arrive as 4 and 5.
+    assert orders == [
+        ("websocket.connect", 0),
+        *[("websocket.receive", order) for order in (1, 2, 3, 4, 5)],
+        ("websocket.disconnect", 6),
+    ]
+    # Told once for the whole flood, with the budget; not closed (3 refused, fewer than 5).
+    told = replies(layer, alice)
+    assert len(told) == 1 and "close" not in told[0]
+    assert json.loads(told[0]["text"])["error"] == "rate-limited"
+
+
+@override_settings(CHANNELS1_KIT_FRAME_BURST=2, CHANNELS1_KIT_FRAME_RATE=1, CHANNELS1_KIT_FLOOD_CLOSE_AFTER=4)
+def test_a_socket_that_keeps_flooding_is_closed_and_others_are_untouched(layer, fake, clock):
+    flooder, calm = connect(layer, "flooder"), connect(layer, "calm")
+    for order in range(1, 11):
+        layer.send("websocket.receive", frame(flooder, order))
+    layer.send("websocket.receive", frame(calm, 1))
+    layer.send("websocket.receive", frame(calm, 2))
+    sent = [
+        (message["reply_channel"], message["order"]) for channel, message in fake.sent if channel.endswith("receive")
+    ]
+    assert sent == [(flooder, 1), (flooder, 2), (calm, 1), (calm, 2)]
+    told = replies(layer, flooder)
+    # The first refusal tells; the fourth closes (4429: autobahn sends no 1008); then silence.
+    assert [sorted(message) for message in told] == [["text"], ["close"]]
+    assert told[1]["close"] == 4429
+
+
+@override_settings(CHANNELS1_KIT_FRAME_RATE=0)
+def test_a_rate_of_zero_turns_the_budget_off(layer, fake):
+    alice = connect(layer, "alice")
+    for order in range(1, 101):
+        layer.send("websocket.receive", frame(alice, order))
+    assert len(fake.sent) == 101
