@@ -71,8 +71,12 @@ TEMPLATES = [
     },
 ]
 
-# SQLite by default; several runworker processes write at once, so SQLite waits for
-# its lock instead of failing at once with "database is locked".
+# SQLite by default (make run). Several runworker processes and gunicorn write at once:
+# immediate transactions take the write lock first, so a second writer waits for it (up to the
+# timeout) instead of failing at once with "database is locked" when two read-then-write
+# transactions overlap (an admin publish beside presence joins); WAL lets readers go on beside
+# the writer. 30 s is far above the longest wait our fault tests create (a reconnect storm
+# re-joining every socket at once). Django 2.2 sites: channels1_kit.backports.sqlite3.
 DATABASES = {
     "default": dj_database_url.config(
         env="DATABASE_URL",
@@ -82,7 +86,9 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL"}
+    )
     # Connections are per thread in a worker; persistent SQLite handles gain nothing.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 # The primary keys the migrations created; BigAutoField would take a migration of every table.
