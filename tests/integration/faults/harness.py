@@ -28,8 +28,11 @@ FAST_FAULT_SETTINGS = {
     "SOCKET_SWEEP_SECONDS": "2",
     "SOCKET_CLOCK_SKEW_SECONDS": "1",
     "WEBSOCKET_ORDER_STALL_SECONDS": "5",
-    # The tests send faster than a person types; the limit has tests of its own.
+    # The tests send faster than a person types; the limits have tests of their own (chat's
+    # here, daphne's frame budget in tests/integration/test_floods.py).
     "CHAT_RATE_LIMIT_MESSAGES": "1000",
+    "WEBSOCKET_FRAME_BURST": "1000",
+    "WEBSOCKET_FRAME_RATE": "1000",
 }
 
 
