@@ -28,11 +28,11 @@ $(BIN)/python: | python-check
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade "pip==26.3"
 
-# Two steps, one deliberate override (see requirements-asgi1.txt): pip resolves the site's
+# Two steps, one deliberate override (see requirements/asgi1.txt): pip resolves the site's
 # set as usual, then adds channels, daphne and asgi_redis without their asgiref~=1.1 pin.
-$(VENV)/.installed-runtime: $(BIN)/python requirements.txt requirements-asgi1.txt $(KIT_SOURCES)
-	$(BIN)/pip install --quiet -r requirements.txt
-	$(BIN)/pip install --quiet --no-deps -r requirements-asgi1.txt
+$(VENV)/.installed-runtime: $(BIN)/python requirements/site.txt requirements/asgi1.txt $(KIT_SOURCES)
+	$(BIN)/pip install --quiet -r requirements/site.txt
+	$(BIN)/pip install --quiet --no-deps -r requirements/asgi1.txt
 	$(BIN)/pip install --quiet --no-deps --editable ./kit
 	@touch $@
 
