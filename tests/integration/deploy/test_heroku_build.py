@@ -5,7 +5,7 @@ package manager by the files at the root: a requirements.txt (or Pipfile, poetry
 would make it pip's, so the site's pip files live under requirements/. With uv.lock,
 pyproject.toml and .python-version it installs uv, points UV_PROJECT_ENVIRONMENT at its own
 Python (no managed Pythons, no downloads) and runs `uv sync --locked --no-default-groups
---compile-bytecode`; then `manage.py collectstatic --noinput`. The test does the same in a
+--compile-bytecode`; then (bin/steps/collectstatic) `manage.py collectstatic --noinput`. The test does the same in a
 fresh copy of the checkout with a fresh interpreter environment and the pinned uv.
 
 The pyproject's dependencies and make's requirements files are two lists of the same pins:
@@ -25,8 +25,8 @@ import pytest
 
 from tests.support.processes import REPO
 
-# The uv release the lock was made with and the rehearsal installs (pip install uv==...).
-UV_VERSION = "0.9.5"
+# The uv release heroku-buildpack-python pins (its requirements/uv.txt), which the rehearsal installs.
+UV_VERSION = "0.9.28"
 # What the buildpack runs (lib/uv.sh: uv::install_dependencies), outside Heroku CI.
 BUILDPACK_SYNC = ["sync", "--locked", "--no-default-groups", "--compile-bytecode", "--no-progress"]
 # The files that would make the buildpack choose pip, pipenv or poetry instead of uv.
@@ -138,9 +138,12 @@ def slug(tmp_path_factory):
     )
     sync = run([str(uv_home / "bin" / "uv"), *BUILDPACK_SYNC], cwd=app, env=env)
 
-    env.update(BUILD_CONFIG, DJANGO_STATIC_ROOT=str(root / "staticfiles"), VAR_DIR=str(root / "var"))
+    # bin/steps/collectstatic: the app's config vars, PYTHONPATH=., --noinput --traceback.
+    env.update(BUILD_CONFIG, PYTHONPATH=".", DJANGO_STATIC_ROOT=str(root / "staticfiles"), VAR_DIR=str(root / "var"))
     collectstatic = run(
-        [str(python_home / "bin" / "python"), "manage.py", "collectstatic", "--noinput"], cwd=app, env=env
+        [str(python_home / "bin" / "python"), "manage.py", "collectstatic", "--noinput", "--traceback"],
+        cwd=app,
+        env=env,
     )
     return {
         "app": app,
