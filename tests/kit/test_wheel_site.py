@@ -278,6 +278,8 @@ def test_a_worker_stopped_with_sigterm_mid_traffic_loses_nothing(site, sockets):
         assert got == list(range(frames))
     stopping.popen.wait(WAIT)
     assert stopping.returncode == 0, stopping.tail()
+    # The kit's graceful stop, not a crash: it said so, finished what it held and exited 0.
+    assert "finishing the message in hand" in stopping.log_path.read_text(errors="replace"), stopping.tail()
     site.workers.remove(stopping)
     stopping.stop()
     site.start_worker()
