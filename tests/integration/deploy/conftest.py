@@ -95,6 +95,9 @@ def server(postgres):
         # The monitoring test queues a burst of 40 messages from one socket; the chat's
         # per-socket rate limit would refuse most of them before any worker is involved.
         site.values["CHAT_RATE_LIMIT_MESSAGES"] = "1000"
+        # ...and so would daphne's frame budget (tests/integration/test_floods.py tests it).
+        site.values["WEBSOCKET_FRAME_BURST"] = "1000"
+        site.values["WEBSOCKET_FRAME_RATE"] = "1000"
         deployment = SupervisorDeployment(site)
         deployment.start()
         port = free_port()

@@ -114,6 +114,8 @@ def main() -> None:
         server.start()
         site = Site(workdir, database_url=postgres.create_database("measure"), redis_url=server.url)
         site.values["CHAT_RATE_LIMIT_MESSAGES"] = "100000"
+        site.values["WEBSOCKET_FRAME_BURST"] = "100000"
+        site.values["WEBSOCKET_FRAME_RATE"] = "100000"
         deployment = SupervisorDeployment(site, workers=4, websocket_workers=0, spare_workers=0)
         deployment.start()
         users = [f"user{n}" for n in range(args.sockets)]
