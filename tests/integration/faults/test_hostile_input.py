@@ -361,9 +361,11 @@ def test_many_sockets_flooding_at_once_leave_every_worker_alive(stack, hostile):
     def flood(index: int) -> None:
         try:
             sock = Socket(stack.ws_url(STREAM, daphne=index % 2), cookie=cookie)
-            for n in range(40):
+            # 28 at once: within daphne's frame budget (30 at once, test_floods.py), so that
+            # every frame reaches a worker, which is what this test is about.
+            for n in range(28):
                 sock.send(["x", n] if n % 2 else "{" * n)
-            got = [sock.recv(timeout=30)["error"] for _ in range(40)]
+            got = [sock.recv(timeout=30)["error"] for _ in range(28)]
             if set(got) - {"invalid-frame", "invalid-json"}:
                 errors.append(got)
             sock.close()
