@@ -1,27 +1,12 @@
-"""CPU time and memory of server processes, from /proc."""
+"""CPU time and memory of server processes (tools.processes reads them through psutil)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+from tools.processes import cpu_seconds, rss_bytes
 
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), in seconds."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    # The command name may hold spaces; the fields after it start with the state (field 3).
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
+__all__ = ["cpu_by_kind", "cpu_delta", "cpu_seconds", "rss_bytes"]
 
 
 def cpu_by_kind(pids: Mapping[str, Iterable[int]]) -> dict[str, float]:

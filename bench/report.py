@@ -486,7 +486,7 @@ def markdown(results: dict, images: dict[str, str | None], folder_name: str) -> 
         "* Both: one `redis-server`, two daphne 1.4.2 processes (each on its own port; sockets alternate "
         "between them), two `manage.py runworker`, gunicorn with two sync workers, `project.settings.test` "
         "(the production settings but for fast password hashing), and SQLite in a temporary directory "
-        f"({machine.get('tmp_filesystem', '?')}), as `tests/integration/stack.py` starts them.",
+        f"({machine.get('tmp_filesystem', '?')}), as `tools/site_stack.py` starts them.",
         "* **The Channels 4 peer** (`bench/peer/`, from `bench/.venv-peer`): a minimal `AsyncJsonWebsocketConsumer` "
         "that does `group_add` on join and `group_send` on send, with the same frames, in two daphne 4 processes "
         "on channels_redis with its defaults. It has no login, database, session, presence or history, and no "

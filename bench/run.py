@@ -27,10 +27,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
+from tools.processes import REPO
+
 from . import report, scenarios
 from .targets import LAYERS, PEER_LABEL, PeerTarget, SiteTarget, peer_versions, redis_server_version
 
-REPO = Path(__file__).resolve().parent.parent
 SITE_PACKAGES = [
     "Django",
     "channels",
@@ -75,30 +78,27 @@ def prepare_process() -> dict:
     return {"nofile_soft": resource.getrlimit(resource.RLIMIT_NOFILE)[0]}
 
 
-def _read(path: str) -> str:
+def _cpu_model() -> str:
+    """The CPU's model name: psutil does not report it, so from /proc/cpuinfo where there is one."""
     try:
-        return Path(path).read_text()
+        cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        return ""
-
-
-def machine() -> dict:
-    cpuinfo = _read("/proc/cpuinfo").splitlines()
-    cpu_model = next(
+        cpuinfo = []
+    return next(
         (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
         platform.processor() or "unknown",
     )
-    memory_kb = next(
-        (int(line.split()[1]) for line in _read("/proc/meminfo").splitlines() if line.startswith("MemTotal:")), 0
-    )
+
+
+def machine() -> dict:
     try:
         os_name = platform.freedesktop_os_release().get("PRETTY_NAME", "")
     except OSError:
         os_name = ""
     return {
         "nproc": len(os.sched_getaffinity(0)),
-        "memory_gib": round(memory_kb / 1024 / 1024, 1),
-        "cpu_model": cpu_model,
+        "memory_gib": round(psutil.virtual_memory().total / 1024 / 1024 / 1024, 1),
+        "cpu_model": _cpu_model(),
         "kernel": platform.release(),
         "os": os_name,
         "tmp_filesystem": _filesystem_of(tempfile.gettempdir()),
@@ -107,10 +107,9 @@ def machine() -> dict:
 
 def _filesystem_of(path: str) -> str:
     best, kind = "", "unknown"
-    for line in _read("/proc/mounts").splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and path.startswith(parts[1]) and len(parts[1]) > len(best):
-            best, kind = parts[1], parts[2]
+    for partition in psutil.disk_partitions(all=True):
+        if path.startswith(partition.mountpoint) and len(partition.mountpoint) > len(best):
+            best, kind = partition.mountpoint, partition.fstype
     return kind
 
 
@@ -130,7 +129,10 @@ def revision() -> str:
 
 
 def load_average() -> list[float]:
-    return [float(value) for value in _read("/proc/loadavg").split()[:3]]
+    try:
+        return list(os.getloadavg())
+    except OSError:
+        return []
 
 
 def versions(with_peer: bool) -> dict:

@@ -12,9 +12,8 @@ import signal
 import subprocess
 from pathlib import Path
 
-from tests.integration.clients import login_cookie
-from tests.integration.stack import Stack
-from tests.support.processes import REPO, Process, RedisServer, free_port, redis_server_binary, wait_for_port
+from tools.processes import REPO, Process, RedisServer, free_port, redis_server_binary, wait_for_port
+from tools.site_stack import Stack, login_cookie
 
 PEER_DIR = REPO / "bench" / "peer"
 PEER_VENV = REPO / "bench" / ".venv-peer"

@@ -7,21 +7,15 @@ and the rest to gunicorn. It migrates and seeds the demo data first. Ctrl-C stop
 
 import os
 import pwd
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from channels1_kit.redis_urls import mask
+from tools.processes import free_port
 
 SITE_DIR = Path(__file__).resolve().parent.parent
 SUPERVISOR_DIR = SITE_DIR / "deploy" / "supervisor"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def stack_environment(base: dict) -> dict:

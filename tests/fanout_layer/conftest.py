@@ -14,7 +14,7 @@ import pytest
 
 from fanout_layer import FanoutRedisChannelLayer
 from tests.fanout_layer.support import unique_prefixes
-from tests.support.processes import RedisServer
+from tools.processes import RedisServer
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import redis
 from redis.connection import Connection
 
 from fanout_layer import FanoutRedisChannelLayer
-from tests.support.processes import RedisServer
+from tools.processes import RedisServer
 
 # The most any single reactor call in these tests may take; receive_twisted waits up to
 # the layer's blpop_timeout for a message.

@@ -1,26 +1,10 @@
-"""Clients that talk to the real processes over sockets: a WebSocket client and a login."""
+"""A WebSocket client for the real processes (the login is tools.site_stack.login_cookie)."""
 
 import json
 import time
 from typing import Callable, List, Optional
 
-import requests
 import websocket
-
-
-def login_cookie(base_url: str, username: str, password: str) -> str:
-    """Logs in through the real login page; returns the Cookie header a browser would send."""
-    session = requests.Session()
-    session.get(f"{base_url}/accounts/login/", timeout=10).raise_for_status()
-    response = session.post(
-        f"{base_url}/accounts/login/",
-        data={"username": username, "password": password, "csrfmiddlewaretoken": session.cookies["csrftoken"]},
-        headers={"Referer": f"{base_url}/accounts/login/"},
-        allow_redirects=False,
-        timeout=10,
-    )
-    assert response.status_code == 302, f"login failed for {username}: {response.status_code}"
-    return "; ".join(f"{name}={value}" for name, value in session.cookies.items())
 
 
 class Socket:

@@ -11,7 +11,7 @@ try:
 except ImportError:  # the `browser` fixture says so: a skip locally, a failure in CI
     expect = sync_playwright = None
 
-from tests.integration.stack import Stack
+from tools.site_stack import Stack
 
 
 @pytest.fixture(scope="session")
@@ -61,9 +61,13 @@ CHROMIUM_ARGS = [
 BROWSER_WAIT_MS = 20_000
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """One headless Chromium for every browser test: Playwright's sync API allows one per process."""
+    """One headless Chromium for a module's browser tests.
+
+    Playwright's sync API allows one at a time per process, and while it runs it leaves its event
+    loop set as the thread's running loop, so Django refuses database work in that thread
+    (SynchronousOnlyOperation). Scoped to the module, it is gone before any other module runs."""
     require(Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM} (set CHROMIUM_EXECUTABLE)")
     require(sync_playwright is not None, "the playwright package is not installed (requirements-dev.txt)")
     with sync_playwright() as playwright:

@@ -11,7 +11,8 @@ from typing import Callable
 
 import pytest
 
-from tests.integration.clients import Socket, login_cookie
+from tests.integration.clients import Socket
+from tools.site_stack import login_cookie
 
 pytestmark = pytest.mark.integration
 

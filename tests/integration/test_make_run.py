@@ -10,23 +10,14 @@ import pytest
 import requests
 
 from tests.integration.clients import Socket
-from tests.support.processes import REPO, VENV_BIN, free_port, wait_for_port
+from tools.processes import REPO, VENV_BIN, free_port, pids_by_environment, wait_for_port
 
 EXPECTED_PROGRAMS = {"redis", "daphne-0", "daphne-1", "worker-0", "worker-1", "gunicorn", "frontdoor"}
 
 
 def processes_mentioning(marker: str) -> list:
-    """Pids of live processes whose command line or environment names marker."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            if marker.encode() in (proc / "environ").read_bytes() and (proc / "stat").read_text().split()[2] != "Z":
-                found.append(int(proc.name))
-        except OSError:
-            continue
-    return found
+    """Pids of live processes whose environment names marker."""
+    return pids_by_environment(lambda environ: any(marker in f"{name}={value}" for name, value in environ.items()))
 
 
 @pytest.fixture

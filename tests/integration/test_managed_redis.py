@@ -24,7 +24,7 @@ from channels1_kit.redis_urls import RedisAuthenticationError, parse
 from fanout_layer import FanoutRedisChannelLayer
 from tests.fanout_layer.support import unique_prefixes
 from tests.support.prerequisites import require
-from tests.support.processes import (
+from tools.processes import (
     DEBIAN_REDIS_SERVER,
     VENV_BIN,
     Process,

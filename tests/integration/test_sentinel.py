@@ -20,7 +20,7 @@ import redis
 from channels1_kit.redis_urls import SentinelConnectionPool, parse, split_urls
 from tests.fanout_layer.support import unique_prefixes
 from tests.integration.test_managed_redis import debian_redis_server, site_for
-from tests.support.processes import RedisServer, SentinelWatch, free_port
+from tools.processes import RedisServer, SentinelWatch, free_port
 
 SERVICE = "mymaster"
 DAPHNE = "daphne.response.SeNtInEl!"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import REPO
+from tools.processes import REPO
 
 DJANGO_VERSION = tuple(int(part) for part in importlib.metadata.version("Django").split(".")[:2])
 # Django 2.2 shares its environment with channels 1's own asgiref 1.1.2: nothing to supply.

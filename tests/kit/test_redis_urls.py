@@ -162,7 +162,7 @@ def test_a_mistyped_url_fails_at_once_saying_what_is_wrong(url, complaint):
 
 
 def test_a_ca_file_replaces_the_system_trust_store_on_both_paths(tmp_path):
-    from tests.support.processes import RedisTLS
+    from tools.processes import RedisTLS
 
     tls = RedisTLS(tmp_path)
     url = parse(f"rediss://127.0.0.1:6380?ssl_ca_certs={tls.ca_file}")

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.integration.clients import Socket
-from tests.support.processes import REPO, VENV_BIN, Process, RedisServer, free_port, wait_for_port
+from tools.processes import REPO, VENV_BIN, Cluster, Process, RedisServer, free_port, wait_for_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -27,7 +27,7 @@ WAIT = 15.0
 USERNAME, PASSWORD = "ada", "ada-lovelace"
 
 
-class KitSite:
+class KitSite(Cluster):
     """Redis, daphnes and runworkers of the kit's site, sharing one SQLite file in workdir."""
 
     def __init__(self, workdir: Path, *, daphnes: int = 2, workers: int = 2):
@@ -119,17 +119,6 @@ class KitSite:
     @property
     def worker_pids(self) -> set[int]:
         return {worker.pid for worker in self.workers}
-
-    def processes(self) -> list[Process]:
-        return [*self.daphnes, *self.workers, *([self.redis.process] if self.redis.process else [])]
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {process.name}\n{process.tail()}" for process in self.processes())
-
-    def stop(self) -> None:
-        for process in [*self.daphnes, *self.workers]:
-            process.stop()
-        self.redis.stop()
 
 
 def process_group_gone(pgid: int, timeout: float = 10.0) -> bool:

@@ -22,7 +22,7 @@ import pytest
 import websocket
 
 from tests.integration.clients import Socket
-from tests.support.processes import REPO, Process, RedisServer, free_port, wait_for_healthz, wait_for_port
+from tools.processes import REPO, Cluster, Process, RedisServer, free_port, wait_for_healthz, wait_for_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
 
@@ -77,7 +77,7 @@ def close_code(sock: Socket, timeout: float) -> int:
             return struct.unpack("!H", frame.data[:2])[0] if len(frame.data) >= 2 else 1005
 
 
-class WheelSite:
+class WheelSite(Cluster):
     def __init__(self, workdir: Path):
         self.workdir = workdir
         self.log_dir = workdir / "logs"
@@ -173,17 +173,6 @@ class WheelSite:
     def presence_count(self, room: str) -> int:
         code = f"from chat.models import Presence; print(Presence.objects.filter(room={room!r}).count())"
         return int(self.manage("shell", "-c", code).stdout.strip().splitlines()[-1])
-
-    def processes(self) -> list[Process]:
-        return [*self.daphnes, *self.workers, *([self.redis.process] if self.redis.process else [])]
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {process.name}\n{process.tail()}" for process in self.processes())
-
-    def stop(self) -> None:
-        for process in [*self.daphnes, *self.workers]:
-            process.stop()
-        self.redis.stop()
 
 
 @pytest.fixture(scope="module")

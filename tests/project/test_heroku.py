@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import REPO, VENV_BIN, free_port
+from tools.processes import REPO, VENV_BIN, free_port
 
 APP_JSON = REPO / "app.json"
 PROCFILE = REPO / "Procfile"

@@ -14,7 +14,7 @@ from chat.models import LOBBY_GROUP, Presence
 from fanout_layer import FanoutRedisChannelLayer
 from liveblog import services as liveblog_services
 from tests.support.channel_tests import IN_MEMORY_LAYERS
-from tests.support.processes import RedisServer
+from tools.processes import RedisServer
 
 LIVE = "daphne.response.LiveLiveLi!"
 DEAD = "daphne.response.DeadDeadDe!"

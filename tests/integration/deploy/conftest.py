@@ -20,7 +20,7 @@ from tests.integration.deploy.servers import (
     shared_tmpdir,
 )
 from tests.integration.deploy.traffic import seed
-from tests.support.processes import RedisServer, free_port
+from tools.processes import RedisServer, free_port
 
 # Logins on the server deployment; password: the name twice.
 USERS = ("alice", "bob", "carol", "dave")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from tests.integration.deploy.servers import Site, kill_marked
-from tests.support.processes import REPO, VENV_BIN, Process, free_port, wait_for_healthz
+from tools.processes import REPO, VENV_BIN, Process, free_port, wait_for_healthz
 
 SITECTL = REPO / "deploy" / "supervisor" / "sitectl"
 

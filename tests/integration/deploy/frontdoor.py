@@ -7,7 +7,7 @@ must match exactly once, so the test breaks if the shipped file drifts from this
 
 from pathlib import Path
 
-from tests.support.processes import REPO, Process, wait_for_port
+from tools.processes import REPO, Process, wait_for_port
 
 SHIPPED = REPO / "deploy" / "nginx" / "site.conf"
 

@@ -16,23 +16,16 @@ import argparse
 import os
 import signal
 import time
-from pathlib import Path
 
 import redis
 
-from tests.integration.clients import login_cookie
 from tests.integration.deploy.deployment import SupervisorDeployment
 from tests.integration.deploy.servers import PostgresCluster, Site, remove_unless_kept, shared_tmpdir
 from tests.integration.deploy.traffic import CHAT, Listener, seed
-from tests.support.processes import RedisServer
+from tools.processes import RedisServer, cpu_seconds
+from tools.site_stack import login_cookie
 
 ROOM_SIZE = 10
-CLOCK_TICKS = 100  # os.sysconf("SC_CLK_TCK") on Linux
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def redis_cpu(client) -> float:

@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Iterable, List, Optional, Sequence
 
 from tests.support.prerequisites import require
-from tests.support.processes import REPO, VENV_BIN, Process, free_port, wait_for_healthz, wait_for_port
+from tools.processes import (
+    REPO,
+    VENV_BIN,
+    Process,
+    free_port,
+    pids_by_environment,
+    wait_for_healthz,
+    wait_for_port,
+)
 
 # Variables of the test's own environment that would configure the site if inherited.
 SITE_PREFIXES = ("DJANGO_", "PYTEST_", "CHANNEL_LAYER_")
@@ -50,17 +58,7 @@ def postgres_bin() -> Path:
 
 def processes_marked(marker: str) -> List[int]:
     """Pids of live processes whose environment carries MARKER=marker."""
-    needle = f"{MARKER}={marker}\0".encode()
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            if needle in (proc / "environ").read_bytes() and (proc / "stat").read_text().split()[2] != "Z":
-                found.append(int(proc.name))
-        except OSError:
-            continue
-    return found
+    return pids_by_environment(lambda environ: environ.get(MARKER) == marker)
 
 
 def kill_marked(marker: str) -> List[int]:

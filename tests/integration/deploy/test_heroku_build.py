@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import REPO
+from tools.processes import REPO
 
 # The uv release heroku-buildpack-python pins (its requirements/uv.txt), which the rehearsal installs.
 UV_VERSION = "0.9.28"

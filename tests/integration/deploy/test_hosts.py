@@ -5,11 +5,9 @@ hosts with REDIS_URL="redis://A,redis://B". The liveblog and the chat run across
 
 import os
 import subprocess
-import time
 
 import pytest
 import redis
-import requests
 
 from tests.integration.deploy.netns import Network, netns_permitted
 from tests.integration.deploy.servers import (
@@ -21,7 +19,7 @@ from tests.integration.deploy.servers import (
     shared_tmpdir,
 )
 from tests.integration.deploy.traffic import check_chat, check_liveblog, seed
-from tests.support.processes import REPO, VENV_BIN, Process, redis_server_binary, wait_for_port
+from tools.processes import REPO, VENV_BIN, Process, redis_server_binary, wait_for_healthz, wait_for_port
 
 HOSTS = {"redis-a": 11, "redis-b": 12, "db": 13, "web-a": 21, "web-b": 22, "worker-a": 31, "worker-b": 32}
 # Ports on the hosts' own addresses; no server of the machine is involved.
@@ -83,25 +81,6 @@ def hosts():
         remove_unless_kept(workdir)
 
 
-def wait_for_healthz(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"no answer from {url}")
-
-
-def wait_until(condition, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {timeout}s: {what}"
-        time.sleep(0.2)
-
-
 def shard_message_counts(network: Network) -> dict:
     """Messages each Redis host carried, from the layer's own statistics in that Redis."""
     counts = {}
@@ -117,9 +96,9 @@ def test_liveblog_and_chat_across_hosts_with_the_layer_sharded_over_two_redis_ho
 
     # /healthz asked of each interface server: daphne -> a Redis shard -> a worker host -> back.
     for address in web.values():
-        wait_for_healthz(f"http://{address}/healthz")
+        wait_for_healthz(f"http://{address}", timeout=60)
     for host in ("worker-a", "worker-b"):
-        wait_until(lambda host=host: "Listening on channels" in processes[host].tail(200), f"{host} consumes")
+        processes[host].wait_for_log("Listening on channels", timeout=60)
 
     # Each server runs in a network namespace of its own, none of them the test's. (Read once
     # they serve: until `ip netns exec` has switched, a process is still in the test's.)

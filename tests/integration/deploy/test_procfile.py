@@ -21,7 +21,7 @@ from tests.integration.deploy.servers import (
     shared_tmpdir,
 )
 from tests.integration.deploy.traffic import check_chat, check_liveblog, seed
-from tests.support.processes import RedisServer, free_port
+from tools.processes import RedisServer, free_port
 
 
 def test_procfile_release_web_and_two_workers_under_honcho_serve_the_liveblog_and_chat(fresh_database):

@@ -1,22 +1,14 @@
 """One server: deploy/supervisor's pools behind deploy/nginx, as docs/deploying.md sets them up."""
 
 import re
-import time
-from pathlib import Path
 
 import requests
 import websocket
 
 from tests.integration.deploy.traffic import check_chat, check_liveblog, liveblog_stream, seed
+from tools.processes import children, wait_until
 
 CSS = "/static/admin/css/base.css"
-
-
-def wait_until(condition, what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {timeout}s: {what}"
-        time.sleep(0.1)
 
 
 def test_sitectl_starts_every_pool_and_leaves_the_spare_workers_stopped(server):
@@ -32,7 +24,12 @@ def test_sitectl_starts_every_pool_and_leaves_the_spare_workers_stopped(server):
     # (RUNNING is 2 s up; a worker says what it listens on once Django is set up.)
     listening = re.compile(r"Listening on channels (.*)")
     logs = {name: deployment.var / "log" / f"{name}.log" for name in ("worker-websocket-0", "worker-0")}
-    wait_until(lambda: all(listening.search(log.read_text()) for log in logs.values()), "both workers listening")
+    wait_until(
+        lambda: all(listening.search(log.read_text()) for log in logs.values()),
+        timeout=10,
+        interval=0.1,
+        message="both workers listening",
+    )
     dedicated, general = (logs[name].read_text() for name in ("worker-websocket-0", "worker-0"))
     assert listening.search(dedicated).group(1).split(", ") == [
         "websocket.connect",
@@ -64,7 +61,7 @@ def test_daphne_sees_the_clients_address_that_nginx_forwards(server):
         return any(line.startswith("198.51.100.7:0 ") and "WSCONNECT /liveblog/forwarded/" in line for line in lines)
 
     try:
-        wait_until(logged, "a daphne logs the forwarded client")
+        wait_until(logged, timeout=10, interval=0.1, message="a daphne logs the forwarded client")
     finally:
         sock.close()
 
@@ -82,7 +79,12 @@ def test_nginx_serves_the_collected_static_files_and_sends_pages_to_gunicorn(ser
     assert page.headers["Content-Type"].startswith("text/html")
     assert "X-Served-By" not in page.headers
     gunicorn_log = server.deployment.var / "log" / "gunicorn.log"
-    wait_until(lambda: "GET /liveblog/?from=nginx" in gunicorn_log.read_text(), "gunicorn logs the page")
+    wait_until(
+        lambda: "GET /liveblog/?from=nginx" in gunicorn_log.read_text(),
+        timeout=10,
+        interval=0.1,
+        message="gunicorn logs the page",
+    )
 
     # gunicorn would serve the same file (WhiteNoise), but without nginx's header.
     direct = requests.get(f"http://{server.deployment.gunicorn_bind}{CSS}", timeout=10)
@@ -91,7 +93,7 @@ def test_nginx_serves_the_collected_static_files_and_sends_pages_to_gunicorn(ser
 
 
 def gunicorn_workers(master: int) -> set:
-    return set(Path(f"/proc/{master}/task/{master}/children").read_text().split())
+    return set(children(master))
 
 
 def test_gunicorn_reloads_on_hup_and_keeps_serving(server):
@@ -102,7 +104,12 @@ def test_gunicorn_reloads_on_hup_and_keeps_serving(server):
     assert len(before) == 2
 
     deployment.ctl("signal", "HUP", "gunicorn")
-    wait_until(lambda: len(gunicorn_workers(master)) == 2 and not gunicorn_workers(master) & before, "new workers")
+    wait_until(
+        lambda: len(gunicorn_workers(master)) == 2 and not gunicorn_workers(master) & before,
+        timeout=10,
+        interval=0.1,
+        message="new workers",
+    )
 
     assert deployment.pids(["gunicorn"])["gunicorn"] == master
     assert requests.get(server.http + "/liveblog/", timeout=10).status_code == 200

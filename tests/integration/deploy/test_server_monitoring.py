@@ -12,9 +12,9 @@ import time
 import pytest
 import requests
 
-from tests.integration.clients import login_cookie
 from tests.integration.deploy.traffic import CHAT, Listener, is_message, seed
-from tests.support.processes import REPO, VENV_BIN
+from tools.processes import REPO, VENV_BIN
+from tools.site_stack import login_cookie
 
 WORKER_POOLS = ("worker:*", "worker-websocket:*")
 

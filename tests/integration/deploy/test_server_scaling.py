@@ -12,9 +12,9 @@ import threading
 import time
 from typing import List
 
-from tests.integration.clients import login_cookie
 from tests.integration.deploy.traffic import CHAT, Listener, liveblog_stream, persisted, seed
-from tests.support.processes import REPO, VENV_BIN
+from tools.processes import REPO, VENV_BIN
+from tools.site_stack import login_cookie
 
 ROOM = BLOG = "scaling"
 SENDERS = {"alice": "alicealice", "bob": "bobbob", "carol": "carolcarol"}

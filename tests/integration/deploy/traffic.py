@@ -12,8 +12,9 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 import websocket
 
-from tests.integration.clients import Socket, login_cookie
+from tests.integration.clients import Socket
 from tests.integration.deploy.servers import Site
+from tools.site_stack import login_cookie
 
 CHAT = "/chat/stream/"
 

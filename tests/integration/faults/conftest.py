@@ -5,9 +5,10 @@ from typing import Dict, List
 
 import pytest
 
-from tests.integration.clients import login_cookie
 from tests.integration.faults.clients import ChatMember, LiveblogReader
-from tests.integration.faults.harness import FaultStack, wait_until
+from tests.integration.faults.harness import FaultStack
+from tools.processes import wait_until
+from tools.site_stack import login_cookie
 
 PEOPLE = ["alice", "bob", "carol", "dave"]
 

@@ -1,7 +1,7 @@
 """The integration stack, with the faults a production site meets: Redis restarting empty on
 its port, processes killed with SIGKILL, and a process manager that starts them again.
 
-FaultStack composes tests/integration/stack.Stack (which it does not change): the same
+FaultStack composes tools/site_stack.Stack (which it does not change): the same
 processes on loopback ports, plus environment overrides (short heartbeat and sweep
 periods, say), a Driver process that saves through the apps' services, and a Supervisor
 thread that does what supervisord's autorestart does.
@@ -19,8 +19,8 @@ from typing import Dict, List, Optional
 
 import requests
 
-from tests.integration.stack import Stack
-from tests.support.processes import REPO, VENV_BIN, Process, wait_for_port
+from tools.processes import REPO, VENV_BIN, Process, wait_for_port
+from tools.site_stack import Stack
 
 # Short periods so that a test sees in seconds what production sees in a minute.
 FAST_FAULT_SETTINGS = {
@@ -216,18 +216,6 @@ class FaultStack(Stack):
             return requests.get(f"http://127.0.0.1:{self.daphne_ports[daphne]}/healthz", timeout=timeout).status_code
         except requests.RequestException:
             return 0
-
-
-def wait_until(predicate, *, timeout: float, interval: float = 0.2, message: str = "condition"):
-    """Polls predicate until it returns something truthy; returns that, or raises TimeoutError."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{message} not reached within {timeout}s")
-        time.sleep(interval)
 
 
 class AdminSession:

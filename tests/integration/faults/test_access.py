@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from tests.integration.clients import Socket, login_cookie
+from tests.integration.clients import Socket
+from tools.site_stack import login_cookie
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import requests
 import websocket
 
 from tests.integration.faults.conftest import report, start_fault_stack
-from tests.integration.faults.harness import wait_until
+from tools.processes import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ import pytest
 
 from tests.integration.faults.clients import delivery_report
 from tests.integration.faults.conftest import report, seed, start_fault_stack
-from tests.integration.faults.harness import wait_until
 from tests.integration.faults.test_redis_outage import log_of
+from tools.processes import wait_until
 
 pytestmark = pytest.mark.integration
 

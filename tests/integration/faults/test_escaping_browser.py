@@ -4,7 +4,7 @@ in headless Chromium against the real processes."""
 
 import pytest
 
-from tests.integration.clients import login_cookie
+from tools.site_stack import login_cookie
 
 try:
     from playwright.sync_api import expect

@@ -15,7 +15,8 @@ import pytest
 import requests
 import websocket
 
-from tests.integration.clients import Socket, login_cookie
+from tests.integration.clients import Socket
+from tools.site_stack import login_cookie
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ import pytest
 
 from tests.integration.faults.clients import delivery_report
 from tests.integration.faults.conftest import report, seed, start_fault_stack
-from tests.integration.faults.harness import AdminSession, wait_until
-from tests.support.processes import Process
+from tests.integration.faults.harness import AdminSession
+from tools.processes import Process, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -1,5 +1,7 @@
 """The whole site as real processes: Redis, daphne, runworker and gunicorn, on loopback ports.
 
+The integration tests and the benchmark both start it; login_cookie logs a user in to it.
+
 Each daphne gets its own port so a test can put clients on a chosen interface server.
 The database is a fresh SQLite file, or a fresh database on the PostgreSQL server that
 DATABASE_URL names when it is a postgres:// URL.
@@ -16,7 +18,9 @@ from pathlib import Path
 from typing import List, Optional
 from urllib.parse import urlparse, urlunparse
 
-from tests.support.processes import (
+import requests
+
+from tools.processes import (
     REPO,
     VENV_BIN,
     Process,
@@ -27,6 +31,21 @@ from tests.support.processes import (
 )
 
 DEFAULT_LAYER = os.environ.get("CHANNEL_LAYER_BACKEND", "")
+
+
+def login_cookie(base_url: str, username: str, password: str) -> str:
+    """Logs in through the real login page; returns the Cookie header a browser would send."""
+    session = requests.Session()
+    session.get(f"{base_url}/accounts/login/", timeout=10).raise_for_status()
+    response = session.post(
+        f"{base_url}/accounts/login/",
+        data={"username": username, "password": password, "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+        headers={"Referer": f"{base_url}/accounts/login/"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert response.status_code == 302, f"login failed for {username}: {response.status_code}"
+    return "; ".join(f"{name}={value}" for name, value in session.cookies.items())
 
 
 class FreshDatabase:

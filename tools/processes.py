@@ -1,4 +1,5 @@
-"""Real processes for the tests: start them, wait until they answer, stop them, leave nothing behind."""
+"""Real processes for the tests and the benchmark: start them, wait until they answer, stop them,
+leave nothing behind; and what they use (children, CPU, memory), read through psutil."""
 
 import os
 import signal
@@ -7,10 +8,24 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional
 
-REPO = Path(__file__).resolve().parents[2]
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.prefix) / "bin"
+
+
+def wait_until(predicate, *, timeout: float, interval: float = 0.2, message: str = "condition"):
+    """Polls predicate until it returns something truthy; returns that, or raises TimeoutError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{message} not reached within {timeout}s")
+        time.sleep(interval)
 
 
 def free_port() -> int:
@@ -107,11 +122,56 @@ class Process:
         self.send_signal(signal.SIGKILL)
         self.popen.wait(10)
 
+    def wait_for_log(self, text: str, *, timeout: float = 20.0, lines: int = 200) -> None:
+        """Until text is in the last lines of the process's log; raises if it exits first."""
+
+        def logged() -> bool:
+            if text in self.tail(lines):
+                return True
+            if not self.alive():
+                raise RuntimeError(f"{self.name} exited with {self.returncode} before logging {text!r}:\n{self.tail()}")
+            return False
+
+        wait_until(logged, timeout=timeout, message=f"{self.name} logs {text!r}")
+
     def tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+# -- process trees -------------------------------------------------------------------------
+
+
+def children(pid: int, *, recursive: bool = False) -> List[int]:
+    """Pids of a process's children (all its descendants with recursive)."""
+    return [child.pid for child in psutil.Process(pid).children(recursive=recursive)]
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), in seconds."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+def rss_bytes(pid: int) -> int:
+    """A process's resident set size."""
+    return psutil.Process(pid).memory_info().rss
+
+
+def pids_by_environment(matches: Callable[[dict], bool]) -> List[int]:
+    """Pids of live processes (not zombies, not this one) for whose environment `matches` is true."""
+    found = []
+    for process in psutil.process_iter():
+        if process.pid == os.getpid():
+            continue
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE and matches(process.environ()):
+                found.append(process.pid)
+        except psutil.Error:
+            continue
+    return found
 
 
 class RedisServer:
@@ -203,6 +263,27 @@ class RedisServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class Cluster:
+    """What a Channels 1 site runs as: one RedisServer, daphnes and runworkers, stopped together.
+
+    Subclasses start them; this keeps the lists, the logs of all of them, and the stopping."""
+
+    redis: RedisServer
+    daphnes: List[Process]
+    workers: List[Process]
+
+    def processes(self) -> List[Process]:
+        return [*self.daphnes, *self.workers, *([self.redis.process] if self.redis.process else [])]
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {process.name}\n{process.tail()}" for process in self.processes())
+
+    def stop(self) -> None:
+        for process in [*self.daphnes, *self.workers]:
+            process.stop()
+        self.redis.stop()
 
 
 DEBIAN_REDIS_SERVER = "/usr/bin/redis-server"
