@@ -677,7 +677,7 @@ def markdown(results: dict, images: dict[str, str | None], folder_name: str) -> 
 
     out += ["", "## CPU and memory", ""]
     out.append(
-        "*Server CPU*: utime + stime from `/proc/<pid>/stat` of the daphne, worker and Redis processes (daphne and "
+        "*Server CPU*: user + system CPU time (psutil) of the daphne, worker and Redis processes (daphne and "
         "Redis for the peer), from after the warm-up message until the servers were idle again after the last one, "
         "divided by the copies delivered. *Client CPU* is this process's, for comparison. *Memory per idle "
         "connection*: the daphnes' RSS with the largest room's sockets open and joined, minus their RSS before the "
