@@ -23,6 +23,11 @@ sockets in and, if it keeps rows per socket (presence, say), how to list and for
 
     sockets.register("chat", groups=selectors.socket_group_names,
                      sockets=selectors.presence_sockets, forget=services.presence_sweep)
+
+An app that renames its groups (from slugs to primary keys, say) also registers the names it
+used before (`legacy_groups=`). Sockets still in one of those after a deploy would hear nothing
+more, since the new code sends to the new names: each sweep, and `manage.py close_legacy_groups`
+at once, closes them with 4503 (reconnect and catch up) and empties those groups.
 """
 
 import json
@@ -37,6 +42,7 @@ from django.db import connection as db_connection
 
 from channels1_kit.conf import channel_layer, setting
 from channels1_kit.outages import REDIS_ERRORS
+from channels1_kit.websocket import CLOSE_RECONNECT
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +153,8 @@ class SweptApp:
     # forget(gone=...) removes the rows of gone sockets (telling whoever must hear of it);
     # returns how many it removed.
     forget: Optional[Callable[..., int]] = None
+    # Group names the app used before; their sockets are closed with 4503 (close_legacy_groups).
+    legacy_groups: Callable[[], Iterable[str]] = tuple
 
 
 _registry: Dict[str, SweptApp] = {}
@@ -158,9 +166,10 @@ def register(
     groups: Callable[[], Iterable[str]],
     sockets: Callable[[], Iterable[Tuple[str, float]]] = tuple,
     forget: Optional[Callable[..., int]] = None,
+    legacy_groups: Callable[[], Iterable[str]] = tuple,
 ) -> None:
     """Adds (or replaces) what the sweep cleans for the app `label`; call from AppConfig.ready()."""
-    _registry[label] = SweptApp(label=label, groups=groups, sockets=sockets, forget=forget)
+    _registry[label] = SweptApp(label=label, groups=groups, sockets=sockets, forget=forget, legacy_groups=legacy_groups)
 
 
 def unregister(label: str) -> None:
@@ -176,14 +185,47 @@ def swept_groups() -> List[str]:
     return [group for app in registered() for group in app.groups()]
 
 
+def close_legacy_groups(layer=None) -> int:
+    """Closes with 4503 every socket in a group name a registered app no longer uses, and
+    empties those groups; returns how many memberships it closed.
+
+    The client reconnects and joins the new group. A name that is some app's current group is
+    left alone, whatever an app's lists say."""
+    if layer is None:
+        layer = channel_layer()
+    current = set(swept_groups())
+    closed = 0
+    for app in registered():
+        for group in app.legacy_groups():
+            if group in current:
+                continue
+            for channel, _ in group_members(layer, group):
+                try:
+                    layer.send(channel, {"close": CLOSE_RECONNECT})
+                except layer.ChannelFull:
+                    # The socket is already far behind; its daphne closes it or the sweep finds it gone.
+                    logger.warning("could not close %s (its channel is full)", channel)
+                layer.group_discard(group, channel)
+                closed += 1
+    if closed:
+        logger.info("Closed %d socket membership(s) of group names no longer used", closed)
+    return closed
+
+
 @dataclass
 class SweepReport:
     rows: int = 0
     memberships: int = 0
     dead_daphnes: List[str] = field(default_factory=list)
+    legacy_closed: int = 0
 
     def as_dict(self) -> dict:
-        return {"rows": self.rows, "memberships": self.memberships, "dead_daphnes": self.dead_daphnes}
+        return {
+            "rows": self.rows,
+            "memberships": self.memberships,
+            "dead_daphnes": self.dead_daphnes,
+            "legacy_closed": self.legacy_closed,
+        }
 
 
 def sweep(layer=None, *, now: Optional[float] = None) -> SweepReport:
@@ -205,6 +247,7 @@ def sweep(layer=None, *, now: Optional[float] = None) -> SweepReport:
                 layer.group_discard(group, channel)
                 report.memberships += 1
     report.dead_daphnes = sorted(liveness.gone_daphnes)
+    report.legacy_closed = close_legacy_groups(layer)
     if report.rows or report.memberships:
         logger.info(
             "Swept gone sockets: %d row(s), %d group membership(s); dead daphnes: %s",

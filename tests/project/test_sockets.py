@@ -129,21 +129,21 @@ class SweepTests(TransactionChannelTestCase):
         self.assertEqual(self.members(LOBBY_GROUP), {LIVE + "alice"})
         self.assertEqual(self.members(self.blog.group_name), {LIVE + "page"})
         # bob had two sockets in the room (bob, bob2): two presences; five memberships in all.
-        self.assertEqual(report.as_dict(), {"rows": 2, "memberships": 5, "dead_daphnes": [DEAD]})
+        self.assertEqual(report.as_dict(), {"rows": 2, "memberships": 5, "dead_daphnes": [DEAD], "legacy_closed": 0})
 
     def test_a_second_sweep_finds_nothing_more(self):
         self.open_socket(DEAD + "bob", self.bob)
         with override_settings(CHANNELS1_KIT_HEARTBEAT_SECONDS=0):
             sockets.sweep(self.layer, now=time.time())
             again = sockets.sweep(self.layer, now=time.time())
-        self.assertEqual(again.as_dict(), {"rows": 0, "memberships": 0, "dead_daphnes": []})
+        self.assertEqual(again.as_dict(), {"rows": 0, "memberships": 0, "dead_daphnes": [], "legacy_closed": 0})
 
     def test_a_daphne_that_never_wrote_a_snapshot_loses_its_sockets_once_redis_has_been_up_long_enough(self):
         self.open_socket(DEAD + "bob", self.bob)
         self.open_socket(DEAD + "page")
         with override_settings(CHANNELS1_KIT_HEARTBEAT_SECONDS=0):  # dead after 0 s: the server is old enough
             report = sockets.sweep(self.layer, now=time.time())
-        self.assertEqual(report.as_dict(), {"rows": 1, "memberships": 3, "dead_daphnes": [DEAD]})
+        self.assertEqual(report.as_dict(), {"rows": 1, "memberships": 3, "dead_daphnes": [DEAD], "legacy_closed": 0})
         self.assertFalse(Presence.objects.exists())
         self.assertEqual(self.members(self.blog.group_name), set())
 
@@ -157,6 +157,49 @@ class SweepTests(TransactionChannelTestCase):
         self.assertEqual(list(Presence.objects.values_list("reply_channel", flat=True)), [LIVE + "bob-tab-2"])
 
 
+@pytest.fixture
+def renamed_app():
+    """An app that moved its sockets from "old.<name>" groups to "new.<name>" ones."""
+    sockets.register("renamed", groups=lambda: ["new.a", "old.kept"], legacy_groups=lambda: ["old.a", "old.kept"])
+    yield
+    sockets.unregister("renamed")
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("renamed_app")
+def test_sockets_in_a_legacy_group_are_closed_with_4503_and_the_group_emptied(layer):
+    layer.group_add("old.a", LIVE + "one")
+    layer.group_add("old.a", LIVE + "two")
+    layer.group_add("new.a", LIVE + "three")
+    # A name listed as legacy but still some app's current group is left alone.
+    layer.group_add("old.kept", LIVE + "four")
+
+    assert sockets.close_legacy_groups(layer) == 2
+
+    assert set(layer.group_channels("old.a")) == set()
+    assert set(layer.group_channels("new.a")) == {LIVE + "three"}
+    assert set(layer.group_channels("old.kept")) == {LIVE + "four"}
+    # A daphne receives its sockets' messages on its process-local prefix.
+    received = [layer.receive([LIVE], block=False) for _ in range(3)]
+    assert sorted(received[:2]) == [(LIVE + "one", {"close": 4503}), (LIVE + "two", {"close": 4503})]
+    assert received[2] == (None, None)
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("renamed_app")
+def test_the_close_legacy_groups_command_prints_how_many_it_closed(layer):
+    from io import StringIO
+    from unittest import mock
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    with mock.patch.object(sockets, "channel_layer", return_value=layer):
+        layer.group_add("old.a", LIVE + "one")
+        call_command("close_legacy_groups", stdout=out)
+    assert out.getvalue().strip() == '{"legacy_closed": 1}'
+
+
 def test_the_sweep_sockets_command_sweeps_once_and_prints_what_it_removed():
     from io import StringIO
     from unittest import mock
@@ -168,4 +211,4 @@ def test_the_sweep_sockets_command_sweeps_once_and_prints_what_it_removed():
     with mock.patch.object(sockets, "sweep", return_value=report) as sweep:
         call_command("sweep_sockets", stdout=out)
     sweep.assert_called_once_with()
-    assert out.getvalue().strip() == f'{{"dead_daphnes": ["{DEAD}"], "memberships": 5, "rows": 2}}'
+    assert out.getvalue().strip() == f'{{"dead_daphnes": ["{DEAD}"], "legacy_closed": 0, "memberships": 5, "rows": 2}}'
