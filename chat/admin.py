@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from . import services
 from .models import Message, Presence, Room
 
 
@@ -7,6 +8,14 @@ from .models import Message, Presence, Room
 class RoomAdmin(admin.ModelAdmin):
     list_display = ["title", "slug", "staff_only"]
     prepopulated_fields = {"slug": ["title"]}
+
+    # Through the service, so that the members and the lobby hear the room is gone.
+    def delete_model(self, request, obj):
+        services.room_delete(room=obj)
+
+    def delete_queryset(self, request, queryset):
+        for room in queryset:
+            services.room_delete(room=room)
 
 
 @admin.register(Message)
@@ -17,5 +26,18 @@ class MessageAdmin(admin.ModelAdmin):
 
 @admin.register(Presence)
 class PresenceAdmin(admin.ModelAdmin):
+    """Read-only: presences are the sockets' own, made and removed by joins, leaves and the sweep;
+    one edited here would put a count out of step with the room's group and its seq."""
+
     list_display = ["user", "room", "reply_channel", "joined"]
     list_filter = ["room"]
+    list_display_links = None
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

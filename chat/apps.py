@@ -14,4 +14,6 @@ class ChatConfig(AppConfig):
             groups=selectors.socket_group_names,
             sockets=selectors.presence_sockets,
             forget=services.presence_sweep,
+            # Rooms' groups were named by slug before they were by primary key.
+            legacy_groups=selectors.legacy_group_names,
         )

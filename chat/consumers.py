@@ -30,9 +30,23 @@ def _since(payload: dict):
     return since
 
 
+def _session_rooms(message) -> list:
+    """The primary keys of the rooms this socket joined (by pk, not slug: a room renamed in the
+    admin is still joined under its new slug). Anything else a session holds (the slugs of a
+    session from before) counts for nothing."""
+    rooms = message.channel_session.get("rooms", [])
+    return [pk for pk in rooms if isinstance(pk, int) and not isinstance(pk, bool)]
+
+
+def _set_session_rooms(message, rooms: list) -> None:
+    """Stores the socket's rooms, less those deleted since it joined them (silently: a send to
+    one of those slugs now answers room-not-found)."""
+    message.channel_session["rooms"] = selectors.rooms_existing(pks=rooms)
+
+
 def _joined_room(message, payload: dict):
     room = selectors.room_get_for_user(slug=payload.get("room"), user=message.user)
-    if room.slug not in message.channel_session.get("rooms", []):
+    if room.pk not in _session_rooms(message):
         raise ClientError("not-in-room", "Join the room first.")
     return room
 
@@ -52,16 +66,16 @@ def join(message, payload: dict) -> None:
     room = selectors.room_get_for_user(slug=payload.get("room"), user=message.user)
     since = _since(payload)
     changes = _within_limit(message, "changes", limit=conf.RATE_LIMIT_JOINS, what="joins and leaves")
-    members = services.room_join(room=room, user=message.user, reply_channel=message.reply_channel.name)
+    joined = services.room_join(room=room, user=message.user, reply_channel=message.reply_channel.name)
     _count(message, "changes", changes)
-    rooms = message.channel_session.get("rooms", [])
-    if room.slug not in rooms:
-        message.channel_session["rooms"] = rooms + [room.slug]
+    rooms = _session_rooms(message)
+    _set_session_rooms(message, rooms if room.pk in rooms else rooms + [room.pk])
     if since is None:
         missed = selectors.message_history(room=room)
     else:
         missed = selectors.message_list_since(room=room, since_id=since)
-    send_frame(message.reply_channel, frames.join_reply(room=room, members=members, messages=missed))
+    reply = frames.join_reply(room=room, members=joined.members, seq=joined.seq, messages=missed)
+    send_frame(message.reply_channel, reply)
 
 
 def leave(message, payload: dict) -> None:
@@ -69,7 +83,7 @@ def leave(message, payload: dict) -> None:
     changes = _within_limit(message, "changes", limit=conf.RATE_LIMIT_JOINS, what="joins and leaves")
     services.room_leave(room=room, reply_channel=message.reply_channel.name)
     _count(message, "changes", changes)
-    message.channel_session["rooms"] = [slug for slug in message.channel_session["rooms"] if slug != room.slug]
+    _set_session_rooms(message, [pk for pk in _session_rooms(message) if pk != room.pk])
     send_frame(message.reply_channel, frames.leave_reply(room=room))
 
 

@@ -8,6 +8,7 @@ JOINED = "joined"
 LEFT = "left"
 MESSAGE = "message"
 PRESENCE = "presence"
+ROOM_DELETED = "room.deleted"
 
 
 def message_payload(message: Message) -> dict:
@@ -21,15 +22,17 @@ def message_payload(message: Message) -> dict:
     }
 
 
-def presence_notice(*, kind: str, room: Room, username: str, members: int) -> dict:
-    return {"type": kind, "room": room.slug, "username": username, "members": members}
+def presence_notice(*, kind: str, room: Room, username: str, members: int, seq: int) -> dict:
+    """`seq` is the room's presence_seq right after this change: higher is newer."""
+    return {"type": kind, "room": room.slug, "username": username, "members": members, "seq": seq}
 
 
-def join_reply(*, room: Room, members: int, messages: Iterable[Message]) -> dict:
+def join_reply(*, room: Room, members: int, seq: int, messages: Iterable[Message]) -> dict:
     return {
         "join": room.slug,
         "title": room.title,
         "members": members,
+        "seq": seq,
         "messages": [message_payload(message) for message in messages],
     }
 
@@ -42,5 +45,15 @@ def history_reply(*, room: Room, messages: Iterable[Message]) -> dict:
     return {"history": room.slug, "messages": [message_payload(message) for message in messages]}
 
 
-def presence_count(*, room: Room, members: int) -> dict:
-    return {"type": PRESENCE, "room": room.slug, "members": members}
+def presence_count(*, room: Room, members: int, seq: int) -> dict:
+    return {"type": PRESENCE, "room": room.slug, "members": members, "seq": seq}
+
+
+def room_deleted_notice(*, slug: str) -> dict:
+    """To the members of a room deleted in the admin."""
+    return {"type": ROOM_DELETED, "room": slug, "message": "This room was deleted."}
+
+
+def room_deleted_count(*, slug: str) -> dict:
+    """To the lobby, for a room that was not staff-only."""
+    return {"type": ROOM_DELETED, "room": slug}

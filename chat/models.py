@@ -9,6 +9,9 @@ class Room(models.Model):
     title = models.CharField(max_length=200)
     slug = models.SlugField(unique=True)
     staff_only = models.BooleanField(default=False)
+    # Bumped by every join and leave (services._lock_room): presence frames carry it as "seq",
+    # so a page can tell a late count from a newer one.
+    presence_seq = models.PositiveBigIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["title"]
@@ -18,8 +21,10 @@ class Room(models.Model):
 
     @property
     def group_name(self) -> str:
-        """The channel-layer group of every socket that joined this room."""
-        return f"chat.{self.slug}"
+        """The channel-layer group of every socket that joined this room. By primary key, so that
+        renaming the slug keeps every socket in it (before: f"chat.{slug}", see
+        selectors.legacy_group_names)."""
+        return f"chat.room.{self.pk}"
 
 
 class Message(models.Model):

@@ -70,4 +70,17 @@ def presence_sockets() -> List[Tuple[str, float]]:
 
 def socket_group_names() -> List[str]:
     """Every channel-layer group the chat puts sockets in: the lobby and each room's."""
-    return [LOBBY_GROUP, *(room.group_name for room in Room.objects.only("slug"))]
+    return [LOBBY_GROUP, *(room.group_name for room in Room.objects.only("pk"))]
+
+
+def legacy_group_names() -> List[str]:
+    """The group names rooms had before they were named by primary key: f"chat.{slug}". The kit
+    closes sockets still in one of them with 4503 (manage.py close_legacy_groups), to rejoin."""
+    names = (f"chat.{slug}" for slug in Room.objects.values_list("slug", flat=True))
+    return [name for name in names if name != LOBBY_GROUP]
+
+
+def rooms_existing(*, pks: List[int]) -> List[int]:
+    """Those of `pks` that are still rooms, in the same order."""
+    found = set(Room.objects.filter(pk__in=pks).values_list("pk", flat=True))
+    return [pk for pk in pks if pk in found]

@@ -1,6 +1,7 @@
 """Writes to the chat. Broadcasts go out after the transaction commits."""
 
-from typing import Callable, List
+import logging
+from typing import Callable, List, NamedTuple, Optional
 
 from channels import Group
 from django.db import transaction
@@ -11,6 +12,8 @@ from channels1_kit.websocket import ClientError, broadcast_on_commit
 from . import conf, frames, selectors
 from .models import LOBBY_GROUP, Message, Presence, Room
 from .selectors import User
+
+logger = logging.getLogger(__name__)
 
 
 def _broadcast_on_commit(room: Room, payload: dict) -> None:
@@ -23,7 +26,8 @@ def _announce_presence(room: Room, notice: dict) -> None:
     _broadcast_on_commit(room, notice)
     # Staff-only rooms are not listed to everyone, so neither are their counts.
     if not room.staff_only:
-        broadcast_on_commit(LOBBY_GROUP, frames.presence_count(room=room, members=notice["members"]))
+        count = frames.presence_count(room=room, members=notice["members"], seq=notice["seq"])
+        broadcast_on_commit(LOBBY_GROUP, count)
 
 
 def lobby_add(*, reply_channel: str) -> None:
@@ -45,35 +49,53 @@ def _clean_text(text: object) -> str:
     return text
 
 
-def _lock_room(room: Room) -> None:
+def _lock_room(room: Room) -> Optional[int]:
     """Membership changes of one room run one at a time across workers, so that the count a
     notice carries is the count right after its own change, not a guess made beside another.
+    Each change bumps the room's presence_seq; returns the new value (the "seq" of the frames
+    about this change), or None if the room is gone.
 
     An UPDATE rather than select_for_update because SQLite ignores the latter: as the first
     statement of the transaction it takes SQLite's write lock before any read, where a read
     first lets two workers deadlock upgrading their locks and one fail at once with
     "database is locked", its busy timeout unused. On PostgreSQL it locks the room's row.
     """
-    Room.objects.filter(pk=room.pk).update(slug=F("slug"))
+    if not Room.objects.filter(pk=room.pk).update(presence_seq=F("presence_seq") + 1):
+        return None
+    seq = Room.objects.filter(pk=room.pk).values_list("presence_seq", flat=True).get()
+    room.presence_seq = seq
+    return seq
+
+
+class Joined(NamedTuple):
+    members: int
+    seq: int
 
 
 @transaction.atomic
-def room_join(*, room: Room, user: User, reply_channel: str) -> int:
-    """Puts the socket in the room; returns how many people are in it now."""
-    _lock_room(room)
+def room_join(*, room: Room, user: User, reply_channel: str) -> Joined:
+    """Puts the socket in the room; returns how many people are in it now, and the seq."""
+    seq = _lock_room(room)
+    if seq is None:
+        raise ClientError("room-not-found", "There is no such room.")
     _, created = Presence.objects.get_or_create(room=room, reply_channel=reply_channel, defaults={"user": user})
     Group(room.group_name).add(reply_channel)
     members = selectors.room_member_count(room=room)
     # Counts are of people: another tab of someone already here changes nothing to announce.
     if created and selectors.room_socket_count(room=room, user=user) == 1:
-        notice = frames.presence_notice(kind=frames.JOINED, room=room, username=user.get_username(), members=members)
+        username = user.get_username()
+        notice = frames.presence_notice(kind=frames.JOINED, room=room, username=username, members=members, seq=seq)
         _announce_presence(room, notice)
-    return members
+    return Joined(members=members, seq=seq)
 
 
 @transaction.atomic
 def room_leave(*, room: Room, reply_channel: str) -> None:
-    _lock_room(room)
+    seq = _lock_room(room)
+    if seq is None:
+        # Deleted meanwhile: its presences went with it.
+        Group(room.group_name).discard(reply_channel)
+        return
     presence = Presence.objects.filter(room=room, reply_channel=reply_channel).select_related("user").first()
     Group(room.group_name).discard(reply_channel)
     if presence is None:
@@ -84,7 +106,8 @@ def room_leave(*, room: Room, reply_channel: str) -> None:
         return
     members = selectors.room_member_count(room=room)
     username = presence.user.get_username()
-    _announce_presence(room, frames.presence_notice(kind=frames.LEFT, room=room, username=username, members=members))
+    notice = frames.presence_notice(kind=frames.LEFT, room=room, username=username, members=members, seq=seq)
+    _announce_presence(room, notice)
 
 
 def socket_leave_all(*, reply_channel: str) -> List[Room]:
@@ -115,3 +138,28 @@ def message_send(*, room: Room, user: User, text: object) -> Message:
 
 def room_create(*, title: str, slug: str, staff_only: bool = False) -> Room:
     return Room.objects.create(title=title, slug=slug, staff_only=staff_only)
+
+
+def room_delete(*, room: Room) -> None:
+    """Deletes the room with its presences and messages (the admin's delete). After the commit
+    its members are told and taken out of its group, and the lobby hears it is gone."""
+    slug, group, staff_only = room.slug, room.group_name, room.staff_only
+    with transaction.atomic():
+        # First, as in joins and leaves: a join waits for the delete, then finds no room.
+        if _lock_room(room) is None:
+            return
+        channels = list(Presence.objects.filter(room=room).values_list("reply_channel", flat=True))
+        room.delete()
+        broadcast_on_commit(group, frames.room_deleted_notice(slug=slug))
+
+        def empty_group() -> None:
+            for channel in channels:
+                try:
+                    Group(group).discard(channel)
+                except Exception:
+                    # Redis down: the sweep takes gone sockets out; nothing is sent to the group any more.
+                    logger.exception("could not take %s out of %s", channel, group)
+
+        transaction.on_commit(empty_group)
+        if not staff_only:
+            broadcast_on_commit(LOBBY_GROUP, frames.room_deleted_count(slug=slug))

@@ -53,7 +53,7 @@ class ConnectTests(ChatStreamTestCase):
 
         self.joined(self.bob)
 
-        self.assertEqual(lobby.frames(), [{"type": "presence", "room": "general", "members": 1}])
+        self.assertEqual(lobby.frames(), [{"type": "presence", "room": "general", "members": 1, "seq": 1}])
 
     def test_lobby_counts_of_staff_rooms_go_nowhere(self):
         lobby = self.socket(self.boss)
@@ -94,6 +94,7 @@ class JoinTests(ChatStreamTestCase):
         self.assertEqual(reply["join"], "general")
         self.assertEqual(reply["title"], "General")
         self.assertEqual(reply["members"], 1)
+        self.assertEqual(reply["seq"], 1)
         self.assertEqual([m["id"] for m in reply["messages"]], [m.id for m in sent])
         self.assertEqual(
             reply["messages"][0],
@@ -141,8 +142,8 @@ class JoinTests(ChatStreamTestCase):
         self.assertEqual(
             alice.frames(),
             [
-                {"type": "joined", "room": "general", "username": "bob", "members": 2},
-                {"type": "presence", "room": "general", "members": 2},
+                {"type": "joined", "room": "general", "username": "bob", "members": 2, "seq": 2},
+                {"type": "presence", "room": "general", "members": 2, "seq": 2},
             ],
         )
 
@@ -152,8 +153,8 @@ class JoinTests(ChatStreamTestCase):
         self.assertEqual(
             alice.frames(),
             [
-                {"type": "left", "room": "general", "username": "bob", "members": 1},
-                {"type": "presence", "room": "general", "members": 1},
+                {"type": "left", "room": "general", "username": "bob", "members": 1, "seq": 3},
+                {"type": "presence", "room": "general", "members": 1, "seq": 3},
             ],
         )
         self.assertEqual(list(Presence.objects.values_list("user__username", flat=True)), ["alice"])
@@ -176,8 +177,8 @@ class JoinTests(ChatStreamTestCase):
         self.assertEqual(
             bob.frames(),
             [
-                {"type": "left", "room": "general", "username": "alice", "members": 1},
-                {"type": "presence", "room": "general", "members": 1},
+                {"type": "left", "room": "general", "username": "alice", "members": 1, "seq": 5},
+                {"type": "presence", "room": "general", "members": 1, "seq": 5},
             ],
         )
 
@@ -255,9 +256,9 @@ class DisconnectTests(ChatStreamTestCase):
 
         self.assertFalse(Presence.objects.filter(reply_channel=alice.reply_channel).exists())
         frames = bob.frames()
-        self.assertIn({"type": "left", "room": "general", "username": "alice", "members": 1}, frames)
-        self.assertIn({"type": "presence", "room": "general", "members": 1}, frames)
-        self.assertIn({"type": "presence", "room": "random", "members": 0}, frames)
+        self.assertIn({"type": "left", "room": "general", "username": "alice", "members": 1, "seq": 3}, frames)
+        self.assertIn({"type": "presence", "room": "general", "members": 1, "seq": 3}, frames)
+        self.assertIn({"type": "presence", "room": "random", "members": 0, "seq": 2}, frames)
         self.assertEqual(len(frames), 3, frames)
         # Out of the lobby too: counts no longer reach the closed socket.
         self.joined(self.boss, "random")

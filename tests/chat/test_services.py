@@ -37,17 +37,18 @@ class ChatServicesTests(TransactionChannelTestCase):
     # -- joining and leaving ------------------------------------------------------------
 
     def test_room_join_records_the_socket_and_announces_the_person(self):
-        members = services.room_join(room=self.general, user=self.alice, reply_channel="sock.a")
+        joined = services.room_join(room=self.general, user=self.alice, reply_channel="sock.a")
 
-        self.assertEqual(members, 1)
+        self.assertEqual(joined, services.Joined(members=1, seq=1))
         self.assertEqual(
             list(Presence.objects.values_list("room__slug", "user__username", "reply_channel")),
             [("general", "alice", "sock.a")],
         )
         self.assertEqual(
-            self.room_watcher.frame(), {"type": "joined", "room": "general", "username": "alice", "members": 1}
+            self.room_watcher.frame(),
+            {"type": "joined", "room": "general", "username": "alice", "members": 1, "seq": 1},
         )
-        self.assertEqual(self.lobby.frame(), {"type": "presence", "room": "general", "members": 1})
+        self.assertEqual(self.lobby.frame(), {"type": "presence", "room": "general", "members": 1, "seq": 1})
 
     def test_room_join_puts_the_socket_in_the_room_group(self):
         socket = StreamClient("/chat/stream/")
@@ -63,7 +64,7 @@ class ChatServicesTests(TransactionChannelTestCase):
         services.room_join(room=self.general, user=self.alice, reply_channel="sock.a")
         self.room_watcher.frames(), self.lobby.frames()
 
-        self.assertEqual(services.room_join(room=self.general, user=self.alice, reply_channel="sock.a"), 1)
+        self.assertEqual(services.room_join(room=self.general, user=self.alice, reply_channel="sock.a").members, 1)
 
         self.assertEqual(Presence.objects.count(), 1)
         self.assertEqual(self.room_watcher.frames(), [])
@@ -73,7 +74,7 @@ class ChatServicesTests(TransactionChannelTestCase):
         services.room_join(room=self.general, user=self.alice, reply_channel="sock.a")
         self.room_watcher.frames(), self.lobby.frames()
 
-        self.assertEqual(services.room_join(room=self.general, user=self.alice, reply_channel="sock.b"), 1)
+        self.assertEqual(services.room_join(room=self.general, user=self.alice, reply_channel="sock.b").members, 1)
         self.assertEqual(Presence.objects.filter(user=self.alice).count(), 2)
         self.assertEqual(self.room_watcher.frames(), [])
         self.assertEqual(self.lobby.frames(), [])
@@ -85,9 +86,10 @@ class ChatServicesTests(TransactionChannelTestCase):
 
         services.room_leave(room=self.general, reply_channel="sock.b")
         self.assertEqual(
-            self.room_watcher.frame(), {"type": "left", "room": "general", "username": "alice", "members": 0}
+            self.room_watcher.frame(),
+            {"type": "left", "room": "general", "username": "alice", "members": 0, "seq": 4},
         )
-        self.assertEqual(self.lobby.frame(), {"type": "presence", "room": "general", "members": 0})
+        self.assertEqual(self.lobby.frame(), {"type": "presence", "room": "general", "members": 0, "seq": 4})
         self.assertFalse(Presence.objects.exists())
 
     def test_notices_carry_the_count_of_people_after_each_change(self):
@@ -96,10 +98,10 @@ class ChatServicesTests(TransactionChannelTestCase):
         services.room_leave(room=self.general, reply_channel="sock.a")
 
         self.assertEqual(
-            [(f["type"], f["username"], f["members"]) for f in self.room_watcher.frames()],
-            [("joined", "alice", 1), ("joined", "bob", 2), ("left", "alice", 1)],
+            [(f["type"], f["username"], f["members"], f["seq"]) for f in self.room_watcher.frames()],
+            [("joined", "alice", 1, 1), ("joined", "bob", 2, 2), ("left", "alice", 1, 3)],
         )
-        self.assertEqual([f["members"] for f in self.lobby.frames()], [1, 2, 1])
+        self.assertEqual([(f["members"], f["seq"]) for f in self.lobby.frames()], [(1, 1), (2, 2), (1, 3)])
 
     def test_room_leave_removes_the_socket_from_the_group(self):
         socket = StreamClient("/chat/stream/")
@@ -149,14 +151,15 @@ class ChatServicesTests(TransactionChannelTestCase):
         self.assertEqual(sorted(room.slug for room in rooms), ["general", "staff"])
         self.assertEqual(list(Presence.objects.values_list("reply_channel", flat=True)), ["sock.a"])
         self.assertEqual(
-            self.room_watcher.frame(), {"type": "left", "room": "general", "username": "boss", "members": 1}
+            self.room_watcher.frame(),
+            {"type": "left", "room": "general", "username": "boss", "members": 1, "seq": 3},
         )
 
     def test_lobby_add_and_discard(self):
         socket = StreamClient("/chat/stream/")
         services.lobby_add(reply_channel=socket.reply_channel)
         services.room_join(room=self.general, user=self.alice, reply_channel="sock.a")
-        self.assertEqual(socket.frame(), {"type": "presence", "room": "general", "members": 1})
+        self.assertEqual(socket.frame(), {"type": "presence", "room": "general", "members": 1, "seq": 1})
 
         services.lobby_discard(reply_channel=socket.reply_channel)
         services.room_leave(room=self.general, reply_channel="sock.a")
@@ -218,4 +221,4 @@ class ChatServicesTests(TransactionChannelTestCase):
         room = services.room_create(title="Random", slug="random")
         self.assertEqual(Room.objects.get(slug="random"), room)
         self.assertFalse(room.staff_only)
-        self.assertEqual(room.group_name, "chat.random")
+        self.assertEqual(room.group_name, f"chat.room.{room.pk}")

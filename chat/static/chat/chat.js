@@ -7,6 +7,13 @@
   var status = document.getElementById("status");
   var errors = document.getElementById("errors");
   var joined = {};  // slug -> id of the newest message shown
+  // slug -> the presence seq of the count shown: frames about presence can arrive out of order
+  // (the lobby's count and the room's notice come through different groups), and one whose
+  // seq is not above this is older than what the page shows.
+  var seqs = {};
+  Array.prototype.forEach.call(roomsList.querySelectorAll(".room[data-seq]"), function (room) {
+    seqs[room.dataset.room] = Number(room.dataset.seq) || 0;
+  });
 
   function roomElement(slug) {
     return roomsList.querySelector('.room[data-room="' + CSS.escape(slug) + '"]');
@@ -43,6 +50,31 @@
     room.querySelector(".conversation").hidden = !isJoined;
   }
 
+  // True if the frame is newer than the count shown (and records its seq); false to ignore it.
+  function isNewer(slug, seq) {
+    if (typeof seq !== "number") { return true; }
+    if (slug in seqs && seq <= seqs[slug]) { return false; }
+    seqs[slug] = seq;
+    return true;
+  }
+
+  // Deleted in the admin: the room stays on the page, marked gone, without its buttons.
+  function setDeleted(slug, text) {
+    delete joined[slug];
+    delete seqs[slug];
+    var room = roomElement(slug);
+    if (!room || room.dataset.deleted) { return; }
+    room.dataset.deleted = "true";
+    room.classList.add("deleted");
+    room.querySelector(".join").hidden = true;
+    room.querySelector(".leave").hidden = true;
+    room.querySelector(".send").hidden = true;
+    var note = document.createElement("p");
+    note.className = "gone";
+    note.textContent = text || "This room was deleted.";
+    room.appendChild(note);
+  }
+
   var bridge = new channels.WebSocketBridge();
   bridge.connect(roomsList.dataset.stream);
 
@@ -65,7 +97,7 @@
     if (frame.join) {
       if (!(frame.join in joined)) { joined[frame.join] = 0; }
       setJoined(frame.join, true);
-      setMembers(frame.join, frame.members);
+      if (isNewer(frame.join, frame.seq)) { setMembers(frame.join, frame.members); }
       frame.messages.forEach(showMessage);
     } else if (frame.leave) {
       delete joined[frame.leave];
@@ -75,10 +107,14 @@
     } else if (frame.type === "message") {
       showMessage(frame);
     } else if (frame.type === "joined" || frame.type === "left") {
+      if (!isNewer(frame.room, frame.seq)) { return; }
       appendLine(frame.room, frame.username + " " + frame.type, "notice");
       setMembers(frame.room, frame.members);
     } else if (frame.type === "presence") {
+      if (!isNewer(frame.room, frame.seq)) { return; }
       setMembers(frame.room, frame.members);
+    } else if (frame.type === "room.deleted") {
+      setDeleted(frame.room, frame.message);
     }
   });
 
@@ -87,6 +123,7 @@
     status.dataset.state = "open";
     // A new connection has no rooms yet: join again, asking only for what was missed.
     Object.keys(joined).forEach(function (slug) {
+      if (roomElement(slug) && roomElement(slug).dataset.deleted) { return; }
       bridge.send({ command: "join", room: slug, since: joined[slug] });
     });
   });
@@ -97,7 +134,7 @@
 
   roomsList.addEventListener("click", function (event) {
     var room = event.target.closest(".room");
-    if (!room) { return; }
+    if (!room || room.dataset.deleted) { return; }
     if (event.target.classList.contains("join")) {
       sendCommand({ command: "join", room: room.dataset.room });
     } else if (event.target.classList.contains("leave")) {
@@ -108,6 +145,7 @@
   roomsList.addEventListener("submit", function (event) {
     event.preventDefault();
     var room = event.target.closest(".room");
+    if (!room || room.dataset.deleted) { return; }
     var input = event.target.querySelector("input[name=message]");
     if (!input.value.trim()) { return; }
     if (sendCommand({ command: "send", room: room.dataset.room, message: input.value })) {
