@@ -1,4 +1,4 @@
-"""The liveblog stream: /liveblog/<slug>/stream/?since=<last post id>. Read-only for clients."""
+"""The liveblog stream: /liveblog/<slug>/stream/?since=<last change seen>. Read-only for clients."""
 
 from channels import Group
 from channels.security.websockets import allowed_hosts_only
@@ -23,7 +23,7 @@ def _since(message) -> int:
         return 0
     since = parse_id(raw)
     if since is None:
-        raise ClientError("invalid-since", "since must be the id of the last post received.")
+        raise ClientError("invalid-since", "since must be the seq of the last change received.")
     return since
 
 
@@ -38,10 +38,8 @@ def stream_connect(message, slug: str) -> None:
         error = ClientError("liveblog-not-found", f"No liveblog is called {slug!r}.")
         send_frame(message.reply_channel, error.as_frame(), close=CLOSE_NOT_FOUND)
         return
-    # Join before accepting: once its handshake is done the page hears every change, where
-    # an edit or delete between an accept and a later join would be lost (no catch-up
-    # replays those). Join before reading the missed posts too: a post saved in between
-    # then arrives twice (the page drops the repeat by id) rather than never.
+    # Join before accepting, and before reading what the page missed: a change made in
+    # between then arrives twice (the page drops the repeat by seq) rather than never.
     Group(liveblog.group_name).add(message.reply_channel)
     message.channel_session["liveblog_group"] = liveblog.group_name
     accept(message.reply_channel)
@@ -51,8 +49,13 @@ def stream_connect(message, slug: str) -> None:
         send_frame(message.reply_channel, error.as_frame())
         since = None
     if since is not None:
-        for post in selectors.post_list_since(liveblog=liveblog, since_id=since):
-            send_frame(message.reply_channel, frames.post_event(frames.POST_CREATED, post))
+        for frame in selectors.changes_since(liveblog=liveblog, since=since):
+            send_frame(message.reply_channel, frame)
+        # Every change up to the seq read with the liveblog (before the join) had committed
+        # when the catch-up was read, so it is in the catch-up or was on the page already.
+        # A cursor ahead of the liveblog (not one of its own) is set back too.
+        if since != liveblog.seq:
+            send_frame(message.reply_channel, frames.liveblog_synced(liveblog.seq))
 
 
 @channel_session

@@ -1,5 +1,7 @@
+from itertools import chain
 from typing import List, Optional
 
+from . import frames
 from .models import Liveblog, Post
 
 
@@ -16,11 +18,31 @@ def post_list(*, liveblog: Liveblog, limit: int = 100) -> List[Post]:
     return list(liveblog.posts.all()[:limit])
 
 
-def post_list_since(*, liveblog: Liveblog, since_id: int) -> List[Post]:
-    """Every post newer than since_id, oldest first, so a reconnecting page replays them in order."""
-    return list(liveblog.posts.filter(id__gt=since_id).order_by("id"))
+def changes_since(*, liveblog: Liveblog, since: int) -> List[dict]:
+    """The frames of every change after the change `since`, in the order they were made.
+
+    A post changed twice since then is sent once, as it is now, under its latest change's
+    number (post.created if it was created after `since`, else post.updated); a post deleted
+    since then is sent as post.deleted, from its tombstone. A page that had nothing (since 0)
+    gets no tombstones: it never showed those posts."""
+    posts = [
+        frames.post_event(frames.POST_CREATED if post.created_seq > since else frames.POST_UPDATED, post)
+        for post in liveblog.posts.filter(seq__gt=since)
+    ]
+    deletions = []
+    if since > 0:
+        deletions = [
+            frames.post_deleted(post_id, seq=seq)
+            for post_id, seq in liveblog.deletions.filter(seq__gt=since).values_list("post_id", "seq")
+        ]
+    return sorted(chain(posts, deletions), key=lambda frame: frame["seq"])
 
 
 def liveblog_group_names() -> List[str]:
     """Every channel-layer group a liveblog stream joins."""
-    return [liveblog.group_name for liveblog in Liveblog.objects.only("slug")]
+    return [liveblog.group_name for liveblog in Liveblog.objects.only("pk")]
+
+
+def liveblog_legacy_group_names() -> List[str]:
+    """The groups streams joined before group names came from primary keys (0.2)."""
+    return [liveblog.legacy_group_name for liveblog in Liveblog.objects.only("slug")]

@@ -1,15 +1,23 @@
 """Writes to a liveblog. Each one tells the open pages after the transaction commits."""
 
-from channels1_kit.websocket import broadcast_on_commit
+import logging
+
+from channels import Group
+from django.db import transaction
+from django.db.models import F
+
+from channels1_kit.websocket import CLOSE_NOT_FOUND, broadcast_on_commit, frame_text
 
 from . import frames
-from .models import Liveblog, Post
+from .models import Liveblog, Post, PostDeletion
+
+logger = logging.getLogger(__name__)
 
 
 def _broadcast(liveblog: Liveblog, payload: dict) -> None:
     # A rollback must not announce a post that never existed, so wait for the commit. A
     # broadcast that fails (Redis down) is logged, and the save still succeeds: open pages
-    # get the post from their catch-up (`since`) when they reconnect.
+    # get the change from their catch-up (`since`) when they reconnect.
     broadcast_on_commit(liveblog.group_name, payload)
 
 
@@ -20,24 +28,72 @@ def _clean_body(body: str) -> str:
     return body
 
 
+def _next_seq(liveblog: Liveblog) -> int:
+    """Takes the liveblog's next change number, inside the caller's transaction.
+
+    The UPDATE comes first so that it takes the write lock (SQLite) or the row lock
+    (PostgreSQL) before any read: changes of one liveblog are numbered in commit order, and
+    no two SQLite writers deadlock upgrading a read lock."""
+    Liveblog.objects.filter(pk=liveblog.pk).update(seq=F("seq") + 1)
+    liveblog.seq = Liveblog.objects.values_list("seq", flat=True).get(pk=liveblog.pk)
+    return liveblog.seq
+
+
+@transaction.atomic
 def post_create(*, liveblog: Liveblog, body: str) -> Post:
-    post = Post.objects.create(liveblog=liveblog, body=_clean_body(body))
+    body = _clean_body(body)
+    seq = _next_seq(liveblog)
+    post = Post.objects.create(liveblog=liveblog, body=body, created_seq=seq, seq=seq)
     _broadcast(liveblog, frames.post_event(frames.POST_CREATED, post))
     return post
 
 
+@transaction.atomic
 def post_update(*, post: Post, body: str) -> Post:
     post.body = _clean_body(body)
-    post.save(update_fields=["body", "updated"])
+    post.seq = _next_seq(post.liveblog)
+    post.save(update_fields=["body", "updated", "seq"])
     _broadcast(post.liveblog, frames.post_event(frames.POST_UPDATED, post))
     return post
 
 
+@transaction.atomic
 def post_delete(*, post: Post) -> None:
     post_id, liveblog = post.id, post.liveblog
+    seq = _next_seq(liveblog)
+    PostDeletion.objects.create(liveblog=liveblog, post_id=post_id, seq=seq)
     post.delete()
-    _broadcast(liveblog, frames.post_deleted(post_id))
+    _broadcast(liveblog, frames.post_deleted(post_id, seq=seq))
 
 
 def liveblog_create(*, title: str, slug: str) -> Liveblog:
     return Liveblog.objects.create(title=title, slug=slug)
+
+
+@transaction.atomic
+def liveblog_update(*, liveblog: Liveblog, title: str, slug: str) -> Liveblog:
+    """Renames it. Open pages keep their sockets (groups go by primary key) and are told the
+    new address, which they reconnect to from then on."""
+    liveblog.title, liveblog.slug = title, slug
+    liveblog.save(update_fields=["title", "slug"])
+    _broadcast(liveblog, frames.liveblog_renamed(liveblog))
+    return liveblog
+
+
+@transaction.atomic
+def liveblog_delete(*, liveblog: Liveblog) -> None:
+    """Deletes it with its posts; its open streams get an error frame and close with 4404."""
+    group_name, slug = liveblog.group_name, liveblog.slug
+    liveblog.delete()
+    text = frame_text(frames.liveblog_deleted(slug))
+
+    def close_streams() -> None:
+        # One message: daphne sends the frame, then the close. Each stream's disconnect then
+        # leaves the group; a stream whose disconnect is lost is the sweep's.
+        try:
+            Group(group_name).send({"text": text, "close": CLOSE_NOT_FOUND}, immediately=True)
+        except Exception:
+            # Redis down: the pages find the liveblog gone (4404) when they reconnect.
+            logger.exception("telling the streams of %s failed", slug)
+
+    transaction.on_commit(close_streams)

@@ -63,3 +63,26 @@ class Socket:
 
     def close(self) -> None:
         self.ws.close()
+
+
+class ChangeCursor:
+    """A liveblog page's `since`, kept as liveblog.js keeps it: the highest change number
+    (seq) up to which it has seen every change; a catch-up ends with liveblog.synced."""
+
+    def __init__(self, start: int = 0):
+        self.value = start
+        self._ahead: set = set()
+
+    def saw(self, frame: dict) -> None:
+        """Takes any frame of the stream; moves on for post frames and liveblog.synced."""
+        kind, seq = frame.get("type"), frame.get("seq")
+        if not isinstance(seq, int):
+            return
+        if kind == "liveblog.synced":
+            self.value = seq
+            self._ahead = {later for later in self._ahead if later > seq}
+        elif kind in ("post.created", "post.updated", "post.deleted") and seq > self.value:
+            self._ahead.add(seq)
+        while self.value + 1 in self._ahead:
+            self._ahead.remove(self.value + 1)
+            self.value += 1

@@ -178,21 +178,31 @@ def test_a_dropped_liveblog_socket_reconnects_and_shows_what_it_missed(open_page
     sockets = []
     reader.on("websocket", lambda ws: sockets.append(ws.url))
     open_live(reader, f"/liveblog/{slug}/")
-    assert sockets == [f"ws://127.0.0.1:{port}/liveblog/{slug}/stream/?since={before}"]
+    # The page's cursor is the liveblog's change number: this liveblog's first change made `before`.
+    assert sockets == [f"ws://127.0.0.1:{port}/liveblog/{slug}/stream/?since=1"]
     live = create_post(stack, slug, "while connected")
     expect(reader.locator(f"#post-{live} .body")).to_have_text("while connected")
 
     with stack.frontdoor_down(door):
         expect(reader.locator("#status")).to_have_attribute("data-state", "closed")
         missed = create_post(stack, slug, "while the socket was down")
+        stack.django(
+            "from liveblog import services\n"
+            "from liveblog.models import Post\n"
+            f"services.post_update(post=Post.objects.get(id={live}), body='edited while the socket was down')\n"
+            f"services.post_delete(post=Post.objects.get(id={before}))\n"
+        )
 
     expect(reader.locator(f"#post-{missed} .body")).to_have_text("while the socket was down", timeout=RECONNECT_WAIT_MS)
     expect(reader.locator("#status")).to_have_attribute("data-state", "open")
     assert_not_reloaded(reader)
-    # It asked only for what came after the newest post it had, and shows each post once.
-    assert sockets[-1] == f"ws://127.0.0.1:{port}/liveblog/{slug}/stream/?since={live}"
+    # It asked only for what came after the last change it had (the second), and shows the
+    # missed post, the missed edit and the missed deletion, each post once.
+    assert sockets[-1] == f"ws://127.0.0.1:{port}/liveblog/{slug}/stream/?since=2"
+    expect(reader.locator(f"#post-{live} .body")).to_have_text("edited while the socket was down")
+    expect(reader.locator(f"#post-{before}")).to_have_count(0)
     ids = [int(i) for i in reader.locator("#posts .post").evaluate_all("items => items.map(i => i.dataset.id)")]
-    assert ids == [missed, live, before]
+    assert ids == [missed, live]
     # The post the server put on the page reads like the ones that came over the socket.
     times = reader.locator("#posts .post time").all_text_contents()
     assert all(EN_US_DATETIME.fullmatch(time) for time in times), times

@@ -19,11 +19,18 @@ def liveblog(stack):
 
 
 def create_post(stack, slug: str, body: str) -> int:
-    return stack.django(
-        "import json\n"
-        "from liveblog import services, selectors\n"
-        f"post = services.post_create(liveblog=selectors.liveblog_get(slug={slug!r}), body={body!r})\n"
-        "print(json.dumps(post.id))"
+    return create_numbered_post(stack, slug, body)[0]
+
+
+def create_numbered_post(stack, slug: str, body: str) -> tuple:
+    """Publishes a post; returns its id and the liveblog's change number (seq) it took."""
+    return tuple(
+        stack.django(
+            "import json\n"
+            "from liveblog import services, selectors\n"
+            f"post = services.post_create(liveblog=selectors.liveblog_get(slug={slug!r}), body={body!r})\n"
+            "print(json.dumps([post.id, post.seq]))"
+        )
     )
 
 
@@ -37,9 +44,9 @@ def test_a_new_post_reaches_every_open_stream_on_both_daphnes(stack, liveblog):
 
 
 def test_a_reconnecting_page_gets_the_posts_it_missed(stack, liveblog):
-    first = create_post(stack, liveblog, "before")
+    _, seen = create_numbered_post(stack, liveblog, "before")
     missed = [create_post(stack, liveblog, f"missed {n}") for n in range(3)]
-    sock = Socket(stack.ws_url(f"/liveblog/{liveblog}/stream/?since={first}"))
+    sock = Socket(stack.ws_url(f"/liveblog/{liveblog}/stream/?since={seen}"))
     replayed = [sock.recv_until(lambda f: f.get("type") == "post.created")["post"]["id"] for _ in missed]
     assert replayed == missed
     sock.close()
@@ -59,8 +66,8 @@ def test_an_unknown_liveblog_gets_an_error_frame_then_a_close(stack):
 
 
 def test_edited_and_deleted_posts_reach_every_open_stream_on_both_daphnes(stack, liveblog):
-    post_id = create_post(stack, liveblog, "Keynote at 10")
-    sockets = [Socket(stack.ws_url(f"/liveblog/{liveblog}/stream/?since={post_id}", daphne=i % 2)) for i in range(4)]
+    post_id, seen = create_numbered_post(stack, liveblog, "Keynote at 10")
+    sockets = [Socket(stack.ws_url(f"/liveblog/{liveblog}/stream/?since={seen}", daphne=i % 2)) for i in range(4)]
 
     stack.django(
         "from liveblog import services\n"
@@ -79,6 +86,7 @@ def test_edited_and_deleted_posts_reach_every_open_stream_on_both_daphnes(stack,
     for sock in sockets:
         assert sock.recv_until(lambda f: f.get("type") == "post.deleted") == {
             "type": "post.deleted",
+            "seq": seen + 2,
             "post": {"id": post_id},
         }
         # Nothing replayed or created on the way: the stream opened after the post.

@@ -10,6 +10,10 @@ from liveblog import consumers, services
 from tests.support.channel_tests import IN_MEMORY_LAYERS, StreamClient
 
 
+def post_frames(frames: list) -> list:
+    return [frame for frame in frames if frame["type"].startswith("post.")]
+
+
 @override_settings(CHANNEL_LAYERS=IN_MEMORY_LAYERS)
 class LiveblogStreamTests(TransactionChannelTestCase):
     def setUp(self):
@@ -53,22 +57,94 @@ class LiveblogStreamTests(TransactionChannelTestCase):
         first = services.post_create(liveblog=self.liveblog, body="before")
         missed = [services.post_create(liveblog=self.liveblog, body=f"missed {n}") for n in range(3)]
 
-        page = self.open_stream(f"?since={first.id}")
+        page = self.open_stream(f"?since={first.seq}")
 
-        frames = page.frames()
+        *frames, synced = page.frames()
+        self.assertEqual(synced, {"type": "liveblog.synced", "seq": missed[-1].seq})
         self.assertEqual([f["type"] for f in frames], ["post.created"] * 3)
         self.assertEqual([f["post"]["id"] for f in frames], [post.id for post in missed])
         self.assertEqual([f["post"]["body"] for f in frames], ["missed 0", "missed 1", "missed 2"])
 
+    def test_since_replays_creations_edits_and_deletions_in_the_order_they_were_made(self):
+        kept = services.post_create(liveblog=self.liveblog, body="kept")
+        edited = services.post_create(liveblog=self.liveblog, body="first draft")
+        deleted = services.post_create(liveblog=self.liveblog, body="a mistake")
+        cursor = self.liveblog.seq
+        # While the page is away: an edit, a deletion, a new post edited twice, a new post deleted.
+        services.post_update(post=edited, body="second draft")
+        deleted_id = deleted.id
+        services.post_delete(post=deleted)
+        new = services.post_create(liveblog=self.liveblog, body="new")
+        services.post_update(post=new, body="new, edited")
+        services.post_update(post=new, body="new, edited twice")
+        short_lived = services.post_create(liveblog=self.liveblog, body="gone at once")
+        short_lived_id = short_lived.id
+        services.post_delete(post=short_lived)
+
+        *frames, synced = self.open_stream(f"?since={cursor}").frames()
+
+        # Numbers the catch-up skipped (the first edits of `new`) are covered by the synced frame.
+        self.assertEqual(synced, {"type": "liveblog.synced", "seq": self.liveblog.seq})
+        self.assertEqual(
+            [(f["type"], f["post"]["id"]) for f in frames],
+            [
+                ("post.updated", edited.id),
+                ("post.deleted", deleted_id),
+                ("post.created", new.id),
+                ("post.deleted", short_lived_id),
+            ],
+        )
+        self.assertEqual([f["seq"] for f in frames], sorted(f["seq"] for f in frames))
+        self.assertEqual(frames[0]["post"]["body"], "second draft")
+        self.assertEqual(frames[2]["post"]["body"], "new, edited twice")
+        self.assertNotIn(kept.id, [f["post"]["id"] for f in frames])
+        # Caught up: from the synced seq, nothing more.
+        self.assertEqual(self.open_stream(f"?since={synced['seq']}").frames(), [])
+
+    def test_a_cursor_ahead_of_the_liveblog_is_set_back(self):
+        services.post_create(liveblog=self.liveblog, body="one")
+        self.assertEqual(self.open_stream("?since=99").frames(), [{"type": "liveblog.synced", "seq": 1}])
+
+    def test_a_page_that_had_nothing_gets_the_posts_but_no_tombstones(self):
+        gone = services.post_create(liveblog=self.liveblog, body="gone")
+        services.post_delete(post=gone)
+        post = services.post_create(liveblog=self.liveblog, body="here")
+
+        frames = post_frames(self.open_stream("?since=0").frames())
+
+        self.assertEqual([(f["type"], f["post"]["id"]) for f in frames], [("post.created", post.id)])
+
+    def test_a_renamed_liveblog_keeps_its_streams_and_tells_them_the_new_address(self):
+        page = self.open_stream()
+
+        services.liveblog_update(liveblog=self.liveblog, title="Launch day", slug="launch-day")
+        renamed = page.frame()
+        post = services.post_create(liveblog=self.liveblog, body="after the rename")
+
+        self.assertEqual(renamed["type"], "liveblog.renamed")
+        self.assertEqual(renamed["stream"], "/liveblog/launch-day/stream/")
+        self.assertEqual(renamed["title"], "Launch day")
+        self.assertEqual(page.frame()["post"]["id"], post.id)
+
+    def test_a_deleted_liveblog_closes_its_streams_with_4404(self):
+        page = self.open_stream()
+
+        services.liveblog_delete(liveblog=self.liveblog)
+
+        content = page.next_content()
+        self.assertEqual(content["close"], 4404)
+        self.assertIn('"error":"liveblog-deleted"', content["text"])
+
     def test_since_zero_or_no_since_replays_every_post(self):
         posts = [services.post_create(liveblog=self.liveblog, body=f"post {n}") for n in range(2)]
 
-        self.assertEqual([f["post"]["id"] for f in self.open_stream("?since=0").frames()], [p.id for p in posts])
-        self.assertEqual([f["post"]["id"] for f in self.open_stream().frames()], [p.id for p in posts])
+        for query in ["?since=0", ""]:
+            frames = post_frames(self.open_stream(query).frames())
+            self.assertEqual([f["post"]["id"] for f in frames], [p.id for p in posts])
 
     def test_a_stream_that_caught_up_still_gets_new_posts(self):
         old = services.post_create(liveblog=self.liveblog, body="old")
-        page = self.open_stream(f"?since={old.id}")
+        page = self.open_stream(f"?since={old.seq}")
         self.assertEqual(page.frames(), [])
 
         new = services.post_create(liveblog=self.liveblog, body="new")

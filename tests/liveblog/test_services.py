@@ -88,7 +88,35 @@ class PostServicesTests(TransactionChannelTestCase):
         services.post_delete(post=post)
 
         self.assertFalse(Post.objects.filter(pk=post_id).exists())
-        self.assertEqual(self.page.frame(), {"type": "post.deleted", "post": {"id": post_id}})
+        self.assertEqual(self.page.frame(), {"type": "post.deleted", "seq": 2, "post": {"id": post_id}})
+        # A tombstone, for pages away at the time.
+        self.assertEqual(list(self.liveblog.deletions.values_list("post_id", "seq")), [(post_id, 2)])
+
+    def test_every_change_takes_the_liveblogs_next_number(self):
+        post = services.post_create(liveblog=self.liveblog, body="one")
+        services.post_update(post=post, body="one, edited")
+        other = services.post_create(liveblog=self.liveblog, body="two")
+        services.post_delete(post=other)
+
+        self.assertEqual([frame["seq"] for frame in self.page.frames()], [1, 2, 3, 4])
+        self.liveblog.refresh_from_db()
+        self.assertEqual(self.liveblog.seq, 4)
+        self.assertEqual(Post.objects.values_list("created_seq", "seq").get(pk=post.pk), (1, 2))
+
+    def test_a_rolled_back_change_gives_back_its_number(self):
+        with self.assertRaises(Rollback):
+            with transaction.atomic():
+                services.post_create(liveblog=self.liveblog, body="Never happened")
+                raise Rollback()
+        post = services.post_create(liveblog=self.liveblog, body="Happened")
+        self.assertEqual(post.seq, 1)
+
+    def test_the_group_goes_by_primary_key_so_a_new_slug_keeps_it(self):
+        group = self.liveblog.group_name
+        services.liveblog_update(liveblog=self.liveblog, title="Renamed", slug="renamed")
+        self.assertEqual(self.liveblog.group_name, group)
+        self.assertEqual(group, f"liveblog.id.{self.liveblog.pk}")
+        self.assertEqual(self.liveblog.legacy_group_name, "liveblog.renamed")
 
     def test_a_post_reaches_only_the_pages_of_its_own_liveblog(self):
         other = services.liveblog_create(title="Other", slug="other")

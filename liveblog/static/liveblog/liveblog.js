@@ -1,15 +1,52 @@
 // Keeps a liveblog page current: created, edited and deleted posts arrive over the stream.
-// On every (re)connect the stream is asked for the posts after the newest one shown.
+// Every frame of a change carries the liveblog's change number (seq); on every (re)connect
+// the stream is asked for the changes after the last one this page saw without a gap.
 (function () {
   "use strict";
   var list = document.getElementById("posts");
   var status = document.getElementById("status");
-  var newestId = parseInt(list.dataset.since, 10) || 0;
+  var title = document.getElementById("title");
+  var streamPath = list.dataset.stream;
+  // Changes up to `cursor` are all shown; `ahead` holds those seen beyond a gap (a frame
+  // overtaken by a later one), so that the cursor moves on only when the gap is filled.
+  var cursor = parseInt(list.dataset.since, 10) || 0;
+  var ahead = {};
+  // The seq of what the page shows of each post (a deleted one's too), so that a
+  // repeated or overtaken frame never undoes a newer change.
+  var shown = {};
+  Array.prototype.forEach.call(list.children, function (item) {
+    shown[item.dataset.id] = parseInt(item.dataset.seq, 10) || 0;
+  });
 
-  // WebSocketBridge reconnects with the constructor it is given, so this one adds
-  // the id of the newest post seen to every connection it opens.
+  function advance() {
+    while (ahead[cursor + 1]) {
+      delete ahead[cursor + 1];
+      cursor += 1;
+    }
+  }
+
+  function saw(seq) {
+    if (seq > cursor) {
+      ahead[seq] = true;
+      advance();
+    }
+  }
+
+  // The end of a catch-up: every change up to seq is shown (the catch-up sends a post
+  // changed twice once, so it skips numbers).
+  function synced(seq) {
+    cursor = seq;
+    Object.keys(ahead).forEach(function (key) {
+      if (parseInt(key, 10) <= seq) { delete ahead[key]; }
+    });
+    advance();
+  }
+
+  // WebSocketBridge reconnects with the constructor it is given: this one asks for what
+  // was missed, at the stream's current address (a renamed liveblog has a new one).
   function CatchUpWebSocket(url, protocols) {
-    return new WebSocket(url + "?since=" + newestId, protocols);
+    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    return new WebSocket(scheme + window.location.host + streamPath + "?since=" + cursor, protocols);
   }
   CatchUpWebSocket.CLOSING = WebSocket.CLOSING;
 
@@ -45,27 +82,50 @@
     item.querySelector(".body").textContent = post.body;
   }
 
+  function apply(frame) {
+    var id = frame.post.id;
+    if ((shown[id] || 0) < frame.seq) {
+      shown[id] = frame.seq;
+      if (frame.type === "post.deleted") {
+        var gone = document.getElementById("post-" + id);
+        if (gone) { gone.remove(); }
+      } else {
+        render(frame.post);
+        document.getElementById("post-" + id).dataset.seq = frame.seq;
+      }
+    }
+    saw(frame.seq);
+  }
+
   var bridge = new channels.WebSocketBridge();
-  bridge.connect(list.dataset.stream, undefined, { constructor: CatchUpWebSocket });
+  bridge.connect(streamPath, undefined, { constructor: CatchUpWebSocket });
   bridge.listen(function (frame) {
     if (frame.error) {
       status.textContent = frame.message || frame.error;
       status.dataset.state = "error";
       return;
     }
-    if (frame.type === "post.created" || frame.type === "post.updated") {
-      render(frame.post);
-      newestId = Math.max(newestId, frame.post.id);
-    } else if (frame.type === "post.deleted") {
-      var gone = document.getElementById("post-" + frame.post.id);
-      if (gone) { gone.remove(); }
+    if (frame.type === "post.created" || frame.type === "post.updated" || frame.type === "post.deleted") {
+      apply(frame);
+    } else if (frame.type === "liveblog.synced") {
+      synced(frame.seq);
+    } else if (frame.type === "liveblog.renamed") {
+      streamPath = frame.stream;
+      title.textContent = frame.title;
+      document.title = frame.title;
+      window.history.replaceState(null, "", frame.url);
     }
   });
   bridge.socket.addEventListener("open", function () {
     status.textContent = "live";
     status.dataset.state = "open";
   });
-  bridge.socket.addEventListener("close", function () {
+  bridge.socket.addEventListener("close", function (event) {
+    // 4404: the liveblog is gone (deleted); reconnecting would only be told so again.
+    if (event.code === 4404) {
+      bridge.socket.close(1000, "", { keepClosed: true });
+    }
+    if (status.dataset.state === "error") { return; }
     status.textContent = "reconnecting…";
     status.dataset.state = "closed";
   });

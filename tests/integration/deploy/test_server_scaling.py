@@ -12,6 +12,7 @@ import threading
 import time
 from typing import List
 
+from tests.integration.clients import ChangeCursor
 from tests.integration.deploy.traffic import CHAT, Listener, liveblog_stream, persisted, seed
 from tools.processes import REPO, VENV_BIN
 from tools.site_stack import login_cookie
@@ -60,17 +61,17 @@ class ReconnectingPage:
     def __init__(self, ws_base: str):
         self.ws_base = ws_base
         self.seen: List[int] = []
+        self.cursor = ChangeCursor()
         self.connections = 0
         self.error = None
 
-    def newest(self) -> int:
-        return max(self.seen, default=0)
-
     def connect_for(self, seconds: float) -> None:
-        page = Listener(self.ws_base + liveblog_stream(BLOG, since=self.newest()))
+        page = Listener(self.ws_base + liveblog_stream(BLOG, since=self.cursor.value))
         self.connections += 1
         time.sleep(seconds)
         page.close()
+        for frame in page.matching(lambda f: True):
+            self.cursor.saw(frame)
         self.seen += [frame["post"]["id"] for frame in page.matching(lambda f: f.get("type") == "post.created")]
 
     def run(self, until: threading.Event) -> None:

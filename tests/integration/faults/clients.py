@@ -17,6 +17,8 @@ from typing import Callable, Dict, List, Optional
 
 import websocket
 
+from tests.integration.clients import ChangeCursor
+
 # ReconnectingWebSocket's defaults in channels' websocketbridge.js.
 MIN_DELAY = 1.5
 GROW = 1.3
@@ -149,7 +151,7 @@ class ReconnectingClient(threading.Thread):
 
 
 class LiveblogReader(ReconnectingClient):
-    """A liveblog page: ?since=<newest post it has> on every connection."""
+    """A liveblog page: ?since=<the change it has seen everything up to> on every connection."""
 
     def __init__(self, name: str, base_urls: List[str], slug: str, **kwargs):
         self.base_urls = base_urls
@@ -157,6 +159,7 @@ class LiveblogReader(ReconnectingClient):
         self.posts: Dict[int, Arrival] = {}
         self.bodies: Dict[int, str] = {}
         self.deleted: set = set()
+        self.cursor = ChangeCursor()
         # Posts of a connection that were saved before it opened came as its catch-up.
         super().__init__(name, self._url, **kwargs)
 
@@ -167,9 +170,12 @@ class LiveblogReader(ReconnectingClient):
 
     @property
     def newest(self) -> int:
-        return max(self.posts, default=0)
+        with self.lock:
+            return self.cursor.value
 
     def received(self, frame: dict, connection: int) -> None:
+        with self.lock:
+            self.cursor.saw(frame)
         kind = frame.get("type")
         if kind in ("post.created", "post.updated"):
             post = frame["post"]

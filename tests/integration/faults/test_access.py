@@ -57,7 +57,11 @@ def test_chat_sends_past_the_rate_limit_are_refused_and_not_stored(stack, access
 
 
 def test_a_socket_leaves_every_group_when_it_closes(stack, access):
-    groups = ["chat.lobby", f"chat.{ROOM}", f"liveblog.{BLOG}"]
+    groups = stack.django(
+        "import json\nfrom chat.models import LOBBY_GROUP, Room\nfrom liveblog.models import Liveblog\n"
+        f"print(json.dumps([LOBBY_GROUP, Room.objects.get(slug={ROOM!r}).group_name, "
+        f"Liveblog.objects.get(slug={BLOG!r}).group_name]))"
+    )
     # Sockets of earlier tests may still be in the lobby: count from here.
     before = {group: len(members(stack, group)) for group in groups}
     chat = Socket(stack.ws_url("/chat/stream/", daphne=1), cookie=access["bob"])

@@ -1,0 +1,152 @@
+"""What a liveblog page holds is what the database holds, through real daphne, runworker and Redis:
+catch-up of edits and deletions by change number, a renamed slug, a deleted liveblog, and the
+deploy that moved the groups from slugs to primary keys."""
+
+import pytest
+import websocket
+
+from tests.integration.clients import ChangeCursor, Socket
+
+pytestmark = pytest.mark.integration
+
+
+def make_liveblog(stack, slug: str) -> None:
+    stack.django(f"from liveblog import services\nservices.liveblog_create(title={slug.title()!r}, slug={slug!r})\n")
+
+
+def change(stack, slug: str, code: str):
+    """Runs `code` with `blog` (the liveblog), `services`, `Post` and `json` at hand."""
+    return stack.django(
+        "import json\n"
+        "from liveblog import services, selectors\n"
+        "from liveblog.models import Post\n"
+        f"blog = selectors.liveblog_get(slug={slug!r})\n" + code
+    )
+
+
+def create_post(stack, slug: str, body: str) -> int:
+    return change(stack, slug, f"print(json.dumps(services.post_create(liveblog=blog, body={body!r}).id))\n")
+
+
+def stream(stack, slug: str, since=None, daphne: int = 0) -> Socket:
+    query = "" if since is None else f"?since={since}"
+    return Socket(stack.ws_url(f"/liveblog/{slug}/stream/{query}", daphne=daphne))
+
+
+def close_code(sock: Socket, timeout: float = 10) -> int:
+    sock.ws.settimeout(timeout)
+    while True:
+        opcode, data = sock.ws.recv_data(control_frame=True)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            return int.from_bytes(data[:2], "big")
+
+
+def test_a_page_away_during_creations_edits_and_deletions_gets_each_in_order(stack):
+    make_liveblog(stack, "changes")
+    kept, edited, deleted = (create_post(stack, "changes", body) for body in ("kept", "draft", "mistake"))
+    page = stream(stack, "changes", since=0)
+    cursor = ChangeCursor()
+    for _ in range(3):
+        cursor.saw(page.recv_until(lambda f: f.get("type") == "post.created"))
+    cursor.saw(page.recv_until(lambda f: f.get("type") == "liveblog.synced"))
+    assert cursor.value == 3
+    page.close()
+
+    # Away: an edit, a deletion, a new post edited twice, on whichever worker takes each.
+    new = change(
+        stack,
+        "changes",
+        f"services.post_update(post=Post.objects.get(id={edited}), body='final')\n"
+        f"services.post_delete(post=Post.objects.get(id={deleted}))\n"
+        "new = services.post_create(liveblog=blog, body='new')\n"
+        "services.post_update(post=new, body='new, edited')\n"
+        "services.post_update(post=new, body='new, edited twice')\n"
+        "print(json.dumps(new.id))\n",
+    )
+
+    back = stream(stack, "changes", since=cursor.value, daphne=1)
+    synced = back.recv_until(lambda f: f.get("type") == "liveblog.synced")
+    replayed = [frame for frame in back.frames if frame.get("type", "").startswith("post.")]
+    assert [(f["type"], f["post"]["id"]) for f in replayed] == [
+        ("post.updated", edited),
+        ("post.deleted", deleted),
+        ("post.created", new),
+    ]
+    assert [f["post"].get("body") for f in replayed] == ["final", None, "new, edited twice"]
+    assert [f["seq"] for f in replayed] == [4, 5, 8]
+    assert synced["seq"] == 8
+    assert kept not in [f["post"]["id"] for f in replayed]
+    for frame in [*replayed, synced]:
+        cursor.saw(frame)
+    assert cursor.value == 8
+
+    # Live again: the next change arrives with the next number.
+    later = create_post(stack, "changes", "later")
+    frame = back.recv_until(lambda f: f.get("type") == "post.created" and f["post"]["id"] == later)
+    assert frame["seq"] == 9
+    back.close()
+
+
+def test_renaming_a_slug_keeps_every_open_stream_and_tells_it_the_new_address(stack):
+    make_liveblog(stack, "before-rename")
+    pages = [stream(stack, "before-rename", daphne=i % 2) for i in range(4)]
+
+    change(stack, "before-rename", "services.liveblog_update(liveblog=blog, title='Renamed', slug='after-rename')\n")
+    post = create_post(stack, "after-rename", "after the rename")
+
+    for page in pages:
+        renamed = page.recv_until(lambda f: f.get("type") == "liveblog.renamed")
+        assert renamed["stream"] == "/liveblog/after-rename/stream/"
+        assert page.recv_until(lambda f: f.get("type") == "post.created")["post"]["id"] == post
+        page.close()
+    # The new address serves; the old one is no liveblog any more.
+    assert stream(stack, "after-rename", since=0).recv_until(lambda f: f.get("type") == "post.created")
+    assert stream(stack, "before-rename").recv()["error"] == "liveblog-not-found"
+
+
+def test_deleting_a_liveblog_closes_its_open_streams_with_4404(stack):
+    make_liveblog(stack, "to-delete")
+    pages = [stream(stack, "to-delete", daphne=i % 2) for i in range(2)]
+
+    change(stack, "to-delete", "services.liveblog_delete(liveblog=blog)\n")
+
+    for page in pages:
+        assert page.recv()["error"] == "liveblog-deleted"
+        assert close_code(page) == 4404
+
+
+def test_streams_left_in_the_slug_groups_of_the_last_release_are_closed_with_4503_and_catch_up(stack):
+    """At the deploy that moved groups to primary keys, open streams are in "liveblog.<slug>".
+
+    They are put there as the old code did (moved out of the new group); then
+    `close_legacy_groups` (which every worker's sweep also runs) closes them, and each page
+    reconnects with its cursor and gets what it missed."""
+    make_liveblog(stack, "deployed")
+    create_post(stack, "deployed", "before the deploy")
+    page = stream(stack, "deployed", since=0)
+    cursor = ChangeCursor()
+    cursor.saw(page.recv_until(lambda f: f.get("type") == "post.created"))
+    cursor.saw(page.recv_until(lambda f: f.get("type") == "liveblog.synced"))
+    moved = change(
+        stack,
+        "deployed",
+        "from channels1_kit.conf import channel_layer\n"
+        "layer = channel_layer()\n"
+        "members = layer.group_channels(blog.group_name)\n"
+        "for channel in members:\n"
+        "    layer.group_discard(blog.group_name, channel)\n"
+        "    layer.group_add(blog.legacy_group_name, channel)\n"
+        "print(json.dumps(len(members)))\n",
+    )
+    assert moved == 1
+    # Sent to the new group only: the stream in the old one does not hear it.
+    missed = create_post(stack, "deployed", "after the deploy")
+
+    result = stack.manage("close_legacy_groups")
+
+    assert result.stdout.strip().splitlines()[-1] == '{"legacy_closed": 1}'
+    assert close_code(page) == 4503
+    assert [f for f in page.frames if f.get("type") == "post.created" and f["post"]["id"] == missed] == []
+    back = stream(stack, "deployed", since=cursor.value)
+    assert back.recv_until(lambda f: f.get("type") == "post.created")["post"]["id"] == missed
+    back.close()
