@@ -17,6 +17,13 @@ class RoomAdmin(admin.ModelAdmin):
         for room in queryset:
             services.room_delete(room=room)
 
+    def get_deleted_objects(self, objs, request):
+        # Presences are read-only in the admin (no delete permission), which would make Django
+        # refuse to delete a room anyone is in; they go with their room, as its messages do.
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        perms_needed.discard(Presence._meta.verbose_name)
+        return deleted, model_count, perms_needed, protected
+
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
