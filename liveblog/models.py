@@ -30,7 +30,7 @@ class Liveblog(models.Model):
 
     @property
     def legacy_group_name(self) -> str:
-        """The group name of releases before 0.2, from the slug (channels1_kit closes its sockets)."""
+        """The group name from before group names came from primary keys (the kit closes its sockets)."""
         return f"liveblog.{self.slug}"
 
 

@@ -44,5 +44,5 @@ def liveblog_group_names() -> List[str]:
 
 
 def liveblog_legacy_group_names() -> List[str]:
-    """The groups streams joined before group names came from primary keys (0.2)."""
+    """The groups streams joined before group names came from primary keys."""
     return [liveblog.legacy_group_name for liveblog in Liveblog.objects.only("slug")]
