@@ -10,6 +10,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from channels1_kit.management import redis_errors_said_plainly
 from channels1_kit.monitoring import channel_report
 
 
@@ -20,6 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--interval", type=float, default=1.0, help="seconds over which to measure rates")
         parser.add_argument("--json", action="store_true", dest="as_json", help="print JSON instead of a table")
 
+    @redis_errors_said_plainly
     def handle(self, *args, interval: float, as_json: bool, **options):
         try:
             report = channel_report(interval=interval)

@@ -11,10 +11,12 @@ import json
 from django.core.management.base import BaseCommand
 
 from channels1_kit import sockets
+from channels1_kit.management import redis_errors_said_plainly
 
 
 class Command(BaseCommand):
     help = __doc__
 
+    @redis_errors_said_plainly
     def handle(self, *args, **options):
         self.stdout.write(json.dumps({"legacy_closed": sockets.close_legacy_groups()}))

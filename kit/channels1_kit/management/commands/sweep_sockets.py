@@ -9,11 +9,13 @@ import json
 from django.core.management.base import BaseCommand
 
 from channels1_kit import sockets
+from channels1_kit.management import redis_errors_said_plainly
 
 
 class Command(BaseCommand):
     help = __doc__
 
+    @redis_errors_said_plainly
     def handle(self, *args, **options):
         report = sockets.sweep()
         self.stdout.write(json.dumps(report.as_dict(), sort_keys=True))

@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from channels1_kit import health
 from channels1_kit.conf import channel_layer
+from channels1_kit.management import redis_errors_said_plainly
 
 
 class Command(BaseCommand):
@@ -22,6 +23,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for an answer")
 
+    @redis_errors_said_plainly
     def handle(self, *args, timeout: float, **options):
         layer = channel_layer()
         probe_channel = health.channel()
