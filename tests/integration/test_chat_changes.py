@@ -113,6 +113,22 @@ def test_a_room_renamed_while_members_are_in_it_keeps_them(stack, cookies, rooms
     assert_no_errors(alice, bob)
 
 
+def room_pk(stack, slug: str) -> int:
+    return stack.django(
+        f"import json\nfrom chat.models import Room\nprint(json.dumps(Room.objects.get(slug={slug!r}).pk))"
+    )
+
+
+def group_members(stack, group: str) -> list:
+    """The reply channels in a channel-layer group, as the stack's Redis holds them."""
+    return stack.django(
+        "import json\n"
+        "from channels1_kit.conf import channel_layer\n"
+        "from channels1_kit.sockets import group_members\n"
+        f"print(json.dumps(sorted(channel for channel, _ in group_members(channel_layer(), {group!r}))))"
+    )
+
+
 def assert_told_of_deletion(stack, slug: str, members, watcher: Socket) -> None:
     for member in members:
         notice = member.recv_until(lambda f: is_deleted(slug)(f) and "message" in f)
@@ -132,6 +148,8 @@ def test_a_room_deleted_through_the_services_tells_its_members_and_the_lobby(sta
     assert join(alice, slug)["join"] == slug
     assert join(bob, slug)["join"] == slug
     assert watcher.recv_until(lambda f: is_presence(slug)(f) and f["members"] == 2)
+    group = f"chat.room.{room_pk(stack, slug)}"
+    assert len(group_members(stack, group)) == 2
 
     stack.django(
         "import json\n"
@@ -149,6 +167,7 @@ def test_a_room_deleted_through_the_services_tells_its_members_and_the_lobby(sta
         f"print(json.dumps([rooms, Presence.objects.filter(room__slug={slug!r}).count()]))"
     )
     assert left == [0, 0]
+    assert group_members(stack, group) == []
     # The sockets go on in other rooms.
     assert join(alice, "it-elsewhere")["join"] == "it-elsewhere"
     assert all(worker.alive() for worker in stack.workers), stack.logs()
