@@ -11,6 +11,8 @@ from pathlib import Path
 
 import matplotlib
 
+from .scenarios import FLOOD_FRAMES_PER_S, FLOOD_RECONNECT_S
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter  # noqa: E402
@@ -19,6 +21,8 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter  # noqa
 FANOUT_P99_MS = 100.0
 ECHO_P50_MS = 2.0
 ECHO_P99_MS = 10.0
+# A socket that floods may slow another socket's echo (p50) by this much at most.
+FLOOD_SLOWDOWN = 2.0
 
 ORDER = ["fanout", "stock", "peer"]
 COLORS = {"fanout": "#1b9e77", "stock": "#d95f02", "peer": "#7570b3"}
@@ -136,6 +140,18 @@ def evaluate(results: dict) -> list[list[str]]:
         else:
             verdict = "**missed**: " + _echo_cost(echo, cpu, name, project)
         rows.append([f"echo round trip {name} under {limit:.0f} ms", _ms(value), verdict])
+
+    # A flooding socket must not slow another's echo by more than FLOOD_SLOWDOWN (issue 12).
+    flooded = project.get("echo_flooded", {})
+    alone, beside = _get(echo, "round_trips", "p50"), _get(flooded, "round_trips", "p50")
+    if alone and beside:
+        ratio = beside / alone
+        measured = f"p50 {_ms(beside)} beside the flood, {_ms(alone)} alone ({ratio:.1f}×)"
+        if ratio <= FLOOD_SLOWDOWN and not flooded.get("lost"):
+            verdict = "**met**"
+        else:
+            verdict = f"**missed**: {flooded.get('lost', 0)} round trips lost, the flood cost {ratio:.1f}×"
+        rows.append([f"echo beside a flooding socket: at most {FLOOD_SLOWDOWN:.0f}× slower", measured, verdict])
 
     # Deliveries per CPU-second against the peer, at the largest size.
     ours = _get(_fanout(project, largest), "deliveries_per_cpu_s")
@@ -604,6 +620,38 @@ def markdown(results: dict, images: dict[str, str | None], folder_name: str) -> 
         )
     out.append(_table(["", "p50", "p90", "p99", "lost", "joins unanswered", "server CPU per round trip"], rows))
     out += ["", image("echo", "echo round trips")]
+    flood_rows = []
+    for _, target in targets:
+        flooded = target.get("echo_flooded")
+        if flooded and "round_trips" in flooded:
+            trips, counts, alone = flooded["round_trips"], flooded.get("flood", {}), target["echo"]["round_trips"]
+            flood_rows.append(
+                [
+                    target["label"],
+                    _ms(trips["p50"]),
+                    _ms(trips["p99"]),
+                    f"{trips['p50'] / alone['p50']:.1f}×" if trips["p50"] and alone["p50"] else "—",
+                    str(flooded["lost"]),
+                    f"{counts.get('frames', 0):,}",
+                    str(counts.get("sockets", 0)),
+                ]
+            )
+    if flood_rows:
+        out += [
+            "",
+            "### Echo beside a flooding socket",
+            "",
+            f"The same round trips while another logged-in socket on the same daphne writes up to "
+            f"{FLOOD_FRAMES_PER_S:,} frames a second, half chat sends and half invalid JSON, and opens a new "
+            f"socket {FLOOD_RECONNECT_S:g} s after the site closes one (its frame budget: an error frame, then 4429). "
+            "daphne drops "
+            "frames over the budget before Redis, so they never reach a worker. Not run for the peer, which "
+            "has no frame budget.",
+            "",
+            _table(
+                ["", "p50", "p99", "p50 against alone", "lost", "flood frames written", "flood sockets"], flood_rows
+            ),
+        ]
 
     out += ["", "## Liveblog", ""]
     out.append(

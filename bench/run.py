@@ -173,6 +173,11 @@ async def phase_small(target, config: scenarios.Config, results: dict, say: Say)
     say("echo")
     results["echo"] = await scenarios.echo(target, config)
     say(f"echo round trip {_ms(results['echo'].get('round_trips'))}")
+    if target.kind == "site":
+        # The peer has no frame budget: a flood there measures nothing it claims.
+        say("echo beside a flooding socket")
+        results["echo_flooded"] = await scenarios.echo(target, config, flooded=True)
+        say(f"echo round trip beside a flood {_ms(results['echo_flooded'].get('round_trips'))}")
     for size in sorted(config.sizes)[:-1]:
         say(f"fan-out to {size} sockets")
         fanout = await scenarios.fanout(target, size, config, measure_memory=False)

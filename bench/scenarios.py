@@ -16,7 +16,7 @@ from pathlib import Path
 from . import procstat
 from .stats import quantiles_ms, summary_ms
 from .targets import LIVEBLOG, REPO
-from .wsclient import Socket, Tally, close_many, open_many
+from .wsclient import Socket, Tally, close_many, connect, open_many
 
 
 @dataclass(frozen=True)
@@ -132,11 +132,50 @@ def echo_sockets(config: Config) -> int:
     return -(-(ECHO_WARM_UP + config.echo_round_trips) // SENDS_PER_SOCKET)
 
 
-async def echo(target, config: Config) -> dict:
+# A flooding client (echo with flooded=True): frames it writes a second, at most, and in what
+# batches; and how long it waits before it opens a new socket once the site closed one (the
+# pages' WebSocketBridge waits 1.5-3 s: this is a page gone wrong, not a scripted attacker).
+FLOOD_FRAMES_PER_S = 1000
+FLOOD_BATCH = 20
+FLOOD_RECONNECT_S = 1.5
+
+
+async def flood(target, stop: asyncio.Event, counts: dict) -> None:
+    """A logged-in socket on the first daphne writing frames as fast as FLOOD_FRAMES_PER_S
+    allows (half chat sends, half invalid JSON) until `stop`; when the server closes it (the
+    site's frame budget does, 4429), it opens another FLOOD_RECONNECT_S later and goes on."""
+    while not stop.is_set():
+        try:
+            socket = await connect(target.chat_url(0), cookie=target.cookie(0), timeout=10)
+        except Exception:
+            counts["refused_opens"] += 1
+            await asyncio.sleep(0.2)
+            continue
+        counts["sockets"] += 1
+        try:
+            while socket.open and not stop.is_set():
+                for number in range(FLOOD_BATCH):
+                    if number % 2:
+                        socket.ws.send_text(b"{not json")
+                        socket._flush()
+                    else:
+                        socket.send_json(_chat_message("flood", "flood", number))
+                counts["frames"] += FLOOD_BATCH
+                await asyncio.sleep(FLOOD_BATCH / FLOOD_FRAMES_PER_S)
+        finally:
+            await socket.close(timeout=1.0)
+        try:
+            await asyncio.wait_for(stop.wait(), FLOOD_RECONNECT_S)
+        except TimeoutError:
+            pass
+
+
+async def echo(target, config: Config, *, flooded: bool = False) -> dict:
     """Round trips of a socket alone in a room: send, until its own message comes back.
 
     One round trip at a time; the sockets (each in a room of its own, all on the first
-    daphne) take turns so that none sends more than SENDS_PER_SOCKET messages.
+    daphne) take turns so that none sends more than SENDS_PER_SOCKET messages. With
+    `flooded`, another socket on the same daphne floods all along (flood()).
     """
     tally = Tally("echo")
     count = echo_sockets(config)
@@ -160,8 +199,12 @@ async def echo(target, config: Config) -> dict:
             error = f"no socket joined echo-{index}: {'; '.join(failures[:3])}"
             return {"error": error, "join_failures": join_failures}
     round_trips, lost = [], 0
+    flooding, stop_flood = None, asyncio.Event()
+    flood_counts = {"frames": 0, "sockets": 0, "refused_opens": 0}
     try:
         await settle(target, limit=config.settle_limit)
+        if flooded:
+            flooding = asyncio.create_task(flood(target, stop_flood, flood_counts))
         for number in range(ECHO_WARM_UP + config.echo_round_trips):
             if number == ECHO_WARM_UP:
                 cpu_before = procstat.cpu_by_kind(target.pids)
@@ -175,6 +218,9 @@ async def echo(target, config: Config) -> dict:
             await asyncio.sleep(0.01)
         cpu = procstat.cpu_delta(cpu_before, procstat.cpu_by_kind(target.pids))
     finally:
+        stop_flood.set()
+        if flooding is not None:
+            await flooding
         await close_many(sockets, concurrency=config.connect_concurrency)
     await settle(target, limit=config.settle_limit)
     return {
@@ -187,6 +233,7 @@ async def echo(target, config: Config) -> dict:
         # Server CPU per round trip, by kind of process (the 10 ms pauses between them included).
         "cpu_ms_per_round_trip": {kind: round(1000 * s / config.echo_round_trips, 3) for kind, s in cpu.items()},
         "samples_ms": [round(x * 1000, 3) for x in round_trips],
+        **({"flood": flood_counts} if flooded else {}),
     }
 
 
