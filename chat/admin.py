@@ -9,7 +9,13 @@ class RoomAdmin(admin.ModelAdmin):
     list_display = ["title", "slug", "staff_only"]
     prepopulated_fields = {"slug": ["title"]}
 
-    # Through the service, so that the members and the lobby hear the room is gone.
+    # Through the services, so that the pages hear of a new slug or title, and that the room is gone.
+    def save_model(self, request, obj, form, change):
+        if change:
+            services.room_update(room=obj, title=obj.title, slug=obj.slug, staff_only=obj.staff_only)
+        else:
+            obj.pk = services.room_create(title=obj.title, slug=obj.slug, staff_only=obj.staff_only).pk
+
     def delete_model(self, request, obj):
         services.room_delete(room=obj)
 

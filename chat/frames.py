@@ -9,6 +9,7 @@ LEFT = "left"
 MESSAGE = "message"
 PRESENCE = "presence"
 ROOM_DELETED = "room.deleted"
+ROOM_RENAMED = "room.renamed"
 
 
 def message_payload(message: Message) -> dict:
@@ -57,3 +58,8 @@ def room_deleted_notice(*, slug: str) -> dict:
 def room_deleted_count(*, slug: str) -> dict:
     """To the lobby, for a room that was not staff-only."""
     return {"type": ROOM_DELETED, "room": slug}
+
+
+def room_renamed(*, old_slug: str, room: Room) -> dict:
+    """To the lobby (or a staff-only room's members): the room `old_slug` is now called `slug`."""
+    return {"type": ROOM_RENAMED, "room": old_slug, "slug": room.slug, "title": room.title}

@@ -140,6 +140,19 @@ def room_create(*, title: str, slug: str, staff_only: bool = False) -> Room:
     return Room.objects.create(title=title, slug=slug, staff_only=staff_only)
 
 
+@transaction.atomic
+def room_update(*, room: Room, title: str, slug: str, staff_only: bool) -> Room:
+    """The admin's edit. Members keep their sockets and groups (named by primary key); the pages
+    are told the new slug, which every frame about the room carries from now on."""
+    old_slug = Room.objects.values_list("slug", flat=True).get(pk=room.pk)
+    room.title, room.slug, room.staff_only = title, slug, staff_only
+    room.save(update_fields=["title", "slug", "staff_only"])
+    notice = frames.room_renamed(old_slug=old_slug, room=room)
+    # Every chat socket is in the lobby; a staff-only room is not shown there, so its members hear it.
+    broadcast_on_commit(room.group_name if staff_only else LOBBY_GROUP, notice)
+    return room
+
+
 def room_delete(*, room: Room) -> None:
     """Deletes the room with its presences and messages (the admin's delete). After the commit
     its members are told and taken out of its group, and the lobby hears it is gone."""

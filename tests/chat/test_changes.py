@@ -282,10 +282,23 @@ class AdminTests(ChangesTestCase):
             f"/admin/chat/room/{self.general.pk}/change/", {"title": "Lounge", "slug": "lounge", "staff_only": ""}
         )
         self.assertEqual(response.status_code, 302, response.content[:500])
-        bob.frames()
+        # Every chat page hears of it through the lobby, so it can show and address the room anew.
+        renamed = {"type": "room.renamed", "room": "general", "slug": "lounge", "title": "Lounge"}
+        self.assertIn(renamed, bob.frames())
         alice.send_json({"command": "send", "room": "lounge", "message": "new name"})
 
         self.assertEqual(self.messages(bob), [("lounge", "new name")])
+
+    def test_renaming_a_staff_only_room_tells_its_members_not_the_lobby(self):
+        boss = self.joined(self.boss, "staff")
+        alice = self.socket(self.alice)
+        boss.frames(), alice.frames()
+
+        services.room_update(room=self.staff, title="Staff room", slug="staff-room", staff_only=True)
+
+        renamed = {"type": "room.renamed", "room": "staff", "slug": "staff-room", "title": "Staff room"}
+        self.assertIn(renamed, boss.frames())
+        self.assertEqual([f for f in alice.frames() if f.get("type") == "room.renamed"], [])
 
     def test_presences_are_read_only_in_the_admin(self):
         Presence.objects.create(room=self.general, user=self.alice, reply_channel="sock.a")

@@ -75,6 +75,18 @@
     room.appendChild(note);
   }
 
+  // Renamed in the admin: the same room (and membership) under its new slug and title.
+  function setRenamed(oldSlug, slug, title) {
+    var room = roomElement(oldSlug);
+    if (!room || oldSlug === slug && room.querySelector("strong").textContent === title) { return; }
+    room.dataset.room = slug;
+    room.querySelector("strong").textContent = title;
+    if (oldSlug !== slug) {
+      if (oldSlug in joined) { joined[slug] = joined[oldSlug]; delete joined[oldSlug]; }
+      if (oldSlug in seqs) { seqs[slug] = seqs[oldSlug]; delete seqs[oldSlug]; }
+    }
+  }
+
   var bridge = new channels.WebSocketBridge();
   bridge.connect(roomsList.dataset.stream);
 
@@ -115,6 +127,8 @@
       setMembers(frame.room, frame.members);
     } else if (frame.type === "room.deleted") {
       setDeleted(frame.room, frame.message);
+    } else if (frame.type === "room.renamed") {
+      setRenamed(frame.room, frame.slug, frame.title);
     }
   });
 
