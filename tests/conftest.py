@@ -27,3 +27,19 @@ def reactor() -> Iterator:
     yield Reactor(twisted_reactor)
     twisted_reactor.callFromThread(twisted_reactor.stop)
     thread.join(10)
+
+
+@pytest.fixture(autouse=True)
+def _channel_sessions_beside_http_sessions(request):
+    """In-process tests keep channel sessions in SESSION_ENGINE.
+
+    channels' test client (WSClient.login, force_login) writes the login into a session of the
+    channel session engine and sends that session's key as the HTTP session cookie, which the
+    consumer reads from SESSION_ENGINE: it works only with one engine for both. The processes
+    of tests/integration run the site's own settings (channel sessions in Redis)."""
+    if request.node.get_closest_marker("integration"):
+        yield
+        return
+    settings = request.getfixturevalue("settings")
+    settings.CHANNEL_SESSION_ENGINE = settings.SESSION_ENGINE
+    yield

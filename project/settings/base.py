@@ -177,6 +177,11 @@ if CHANNEL_LAYERS["default"]["BACKEND"] == FANOUT_LAYER:
 # The kit's settings (docs/adopting.md has them all), from the site's environment variables.
 # Faults and hostile input (README, docs/reliability.md, docs/security.md).
 # A WebSocket frame larger than this never enters Redis: the client gets "frame-too-large".
+# Channel sessions (channel_session, enforce_ordering, the chat's login) in the layer's Redis:
+# every frame reads and writes its socket's session, which in the database is a committed
+# write per frame (channels1_kit/channel_sessions.py). HTTP sessions stay in the database.
+# CHANNEL_SESSION_ENGINE=django.contrib.sessions.backends.db puts them back there.
+CHANNEL_SESSION_ENGINE = os.environ.get("CHANNEL_SESSION_ENGINE", "channels1_kit.channel_sessions")
 CHANNELS1_KIT_MAX_FRAME_BYTES = env_int("WEBSOCKET_MAX_FRAME_BYTES", 65536)
 # A socket whose frames have been parked this long, waiting for one that was lost with a
 # killed worker, is closed so that it reconnects (channels1_kit/websocket.py close_if_stalled).

@@ -37,8 +37,10 @@ DATABASES = {
         "OPTIONS": {"timeout": 20},
     }
 }
-# Both workers read the channel sessions and the login's session, so they live in the database.
+# Both workers read the login's session, so it lives in the database; the channel sessions
+# live in the layer's Redis, as the kit offers (channels1_kit/channel_sessions.py).
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
+CHANNEL_SESSION_ENGINE = "channels1_kit.channel_sessions"
 
 # Set explicitly: the defaults differ between Django 2.2 and 5.2.
 USE_TZ = True
