@@ -259,18 +259,25 @@ def run_phase(target, phase: Phase, config: scenarios.Config, results: dict, clo
         results["phases"].append(record)
 
 
-def run_site(key: str, config: scenarios.Config, workdir: Path, clock: Clock, results: dict) -> None:
+PHASES = {"small": phase_small, "large": phase_large, "liveblog": phase_liveblog}
+
+
+def run_site(
+    key: str, config: scenarios.Config, workdir: Path, clock: Clock, results: dict, phases: tuple = tuple(PHASES)
+) -> None:
     layer = LAYERS[key]
     results.update(label=layer["label"], backend=layer["backend"], env=layer["env"], fanout=[], phases=[])
-    for phase in (phase_small, phase_large, phase_liveblog):
+    for phase in (PHASES[name] for name in phases):
         target = SiteTarget(key, workdir / phase.__name__, users=config.users, rooms=rooms(config))
         run_phase(target, phase, config, results, clock)
         results["fanout"].sort(key=lambda entry: entry["size"])
 
 
-def run_peer(config: scenarios.Config, workdir: Path, clock: Clock, results: dict) -> None:
+def run_peer(
+    config: scenarios.Config, workdir: Path, clock: Clock, results: dict, phases: tuple = tuple(PHASES)
+) -> None:
     results.update(label=PEER_LABEL, fanout=[], phases=[])
-    for phase in (phase_small, phase_large):
+    for phase in (PHASES[name] for name in phases if name != "liveblog"):
         run_phase(PeerTarget(workdir / phase.__name__), phase, config, results, clock)
         results["fanout"].sort(key=lambda entry: entry["size"])
 
@@ -286,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="markdown to write (default docs/benchmarks.md; var/bench-quick/ with --quick)")
     parser.add_argument("--layers", default="fanout,stock", help="site layers to run: fanout, stock (default both)")
     parser.add_argument("--no-peer", action="store_true", help="skip the Channels 4 peer")
+    parser.add_argument(
+        "--phases", default=",".join(PHASES), help=f"phases to run, of {', '.join(PHASES)} (default all)"
+    )
     # 13 minutes, so that make bench stays within 15 with its installs on a fresh clone.
     parser.add_argument("--time-limit", type=float, default=780, help="seconds before the run stops itself (780)")
     args = parser.parse_args(argv)
@@ -297,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [layer for layer in layers if layer not in LAYERS]
     if unknown:
         parser.error(f"unknown layer(s): {', '.join(unknown)}")
+    phases = tuple(phase.strip() for phase in args.phases.split(",") if phase.strip())
+    if not phases or any(phase not in PHASES for phase in phases):
+        parser.error(f"--phases takes some of: {', '.join(PHASES)}")
     with_peer = not args.no_peer
     if with_peer and not PeerTarget.available():
         print("bench/.venv-peer is missing (make bench creates it): skipping the Channels 4 peer", flush=True)
@@ -325,13 +338,13 @@ def main(argv: list[str] | None = None) -> int:
             # layer (the slowest to measure: it waits out every lost message).
             for key in sorted(layers, key=lambda key: key != "fanout"):
                 results["targets"][key] = {}
-                run_site(key, config, Path(workdir) / key, clock, results["targets"][key])
+                run_site(key, config, Path(workdir) / key, clock, results["targets"][key], phases)
                 if key == "fanout" and with_peer:
                     results["targets"]["peer"] = {}
-                    run_peer(config, Path(workdir) / "peer", clock, results["targets"]["peer"])
+                    run_peer(config, Path(workdir) / "peer", clock, results["targets"]["peer"], phases)
             if with_peer and "peer" not in results["targets"]:
                 results["targets"]["peer"] = {}
-                run_peer(config, Path(workdir) / "peer", clock, results["targets"]["peer"])
+                run_peer(config, Path(workdir) / "peer", clock, results["targets"]["peer"], phases)
     except TimeLimit as stop:
         results["stopped"] = f"{stop} after {clock.elapsed():.0f} s: the report has what was measured before"
         print(f"bench: {results['stopped']}", file=sys.stderr, flush=True)
