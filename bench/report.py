@@ -21,6 +21,8 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter  # noqa
 FANOUT_P99_MS = 100.0
 ECHO_P50_MS = 2.0
 ECHO_P99_MS = 10.0
+# Seconds within which every socket of a join burst must have its join reply.
+JOIN_BURST_S = 2.0
 # A socket that floods may slow another socket's echo (p50) by this much at most.
 FLOOD_SLOWDOWN = 2.0
 
@@ -140,6 +142,21 @@ def evaluate(results: dict) -> list[list[str]]:
         else:
             verdict = "**missed**: " + _echo_cost(echo, cpu, name, project)
         rows.append([f"echo round trip {name} under {limit:.0f} ms", _ms(value), verdict])
+
+    # A join burst (issue 11): every socket answered within JOIN_BURST_S.
+    burst = project.get("join_burst", {})
+    if burst.get("opened"):
+        last = burst.get("to_last_reply_s")
+        measured = f"{burst.get('answered', 0):,}/{burst['opened']:,} answered, the last after {last} s"
+        if burst.get("answered") == burst["opened"] and last is not None and last <= JOIN_BURST_S:
+            verdict = "**met**"
+        else:
+            verdict = (
+                f"**missed**: {burst.get('joins_per_s')} joins a second; each join takes the room's lock "
+                "(one at a time per room, so that its count is exact) and costs the worker "
+                f"{burst.get('cpu_ms_per_join', {}).get('worker', '?')} ms of CPU"
+            )
+        rows.append([f"join burst of {burst['size']:,} sockets answered within {JOIN_BURST_S:g} s", measured, verdict])
 
     # A flooding socket must not slow another's echo by more than FLOOD_SLOWDOWN (issue 12).
     flooded = project.get("echo_flooded", {})
@@ -651,6 +668,32 @@ def markdown(results: dict, images: dict[str, str | None], folder_name: str) -> 
             _table(
                 ["", "p50", "p99", "p50 against alone", "lost", "flood frames written", "flood sockets"], flood_rows
             ),
+        ]
+
+    burst_rows = []
+    for _, target in targets:
+        burst = target.get("join_burst")
+        if burst and burst.get("opened"):
+            cpu = burst.get("cpu_ms_per_join", {})
+            burst_rows.append(
+                [
+                    target["label"],
+                    f"{burst.get('answered', 0):,}/{burst['opened']:,}",
+                    f"{burst.get('to_median_reply_s')} s",
+                    f"{burst.get('to_last_reply_s')} s",
+                    str(burst.get("joins_per_s")),
+                    ", ".join(f"{kind} {value:.2f} ms" for kind, value in cpu.items()),
+                ]
+            )
+    if burst_rows:
+        out += [
+            "",
+            "## Join burst",
+            "",
+            "Sockets open over both daphnes and idle; then each sends a join of the same room at once, as at "
+            "the start of a live event. The time runs from the first join sent to each join reply.",
+            "",
+            _table(["", "answered", "median reply", "last reply", "joins a second", "server CPU per join"], burst_rows),
         ]
 
     out += ["", "## Liveblog", ""]

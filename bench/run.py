@@ -203,6 +203,12 @@ async def phase_large(target, config: scenarios.Config, results: dict, say: Say)
     fanout = await scenarios.fanout(target, size, config, measure_memory=True)
     say(_fanout_line(fanout))
     results["fanout"].append(fanout)
+    say(f"join burst: {config.join_burst} sockets join one room at once")
+    results["join_burst"] = burst = await scenarios.join_burst(target, config)
+    say(
+        f"join burst: {burst.get('answered')}/{burst['opened']} answered, the last after "
+        f"{burst.get('to_last_reply_s')} s ({burst.get('joins_per_s')} joins/s)"
+    )
 
 
 async def phase_liveblog(target, config: scenarios.Config, results: dict, say: Say) -> None:
@@ -284,7 +290,7 @@ def run_peer(
 
 def rooms(config: scenarios.Config) -> list[str]:
     echo = [f"echo-{index}" for index in range(scenarios.echo_sockets(config))]
-    return ["warm", *echo, *(f"fan-{size}" for size in config.sizes)]
+    return ["warm", "burst", *echo, *(f"fan-{size}" for size in config.sizes)]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,6 +29,8 @@ class Config:
     echo_round_trips: int = 300
     liveblog_streams: int = 1000
     liveblog_posts: int = 20
+    # Sockets that open first, then all ask to join one room at the same moment.
+    join_burst: int = 1000
     http_seconds: float = 5.0
     http_clients: int = 4
     http_max_requests: int = 20_000
@@ -55,6 +57,7 @@ QUICK = Config(
     echo_round_trips=50,
     liveblog_streams=50,
     liveblog_posts=5,
+    join_burst=50,
     http_seconds=2.0,
     http_max_requests=2_000,
     users=4,
@@ -332,6 +335,41 @@ async def fanout(target, size: int, config: Config, *, measure_memory: bool) -> 
     finally:
         await close_many(sockets, concurrency=config.connect_concurrency)
         result["settle_after_close_s"] = await settle(target, limit=config.settle_limit)
+
+
+async def join_burst(target, config: Config) -> dict:
+    """`config.join_burst` sockets, open over both daphnes and idle, all send a join of one
+    room at the same moment (the start of a live event): the time until the last join reply,
+    and how many replies came within `config.message_limit`."""
+    size = config.join_burst
+    room = "burst"
+    specs = [(target.chat_url(index % target.daphne_count), target.cookie(index)) for index in range(size)]
+    await settle(target, limit=config.settle_limit)
+    opened = await open_many(specs, on_text=Tally("burst").on_text, concurrency=config.connect_concurrency)
+    sockets = opened.sockets
+    result: dict = {"size": size, "opened": len(sockets), "open_failures": len(opened.failures)}
+    try:
+        await settle(target, limit=config.settle_limit)
+        cpu_before = procstat.cpu_by_kind(target.pids)
+        started = time.time()
+        for socket in sockets:
+            send(socket, {"command": "join", "room": room})
+        waiting = [asyncio.shield(socket.joined) for socket in sockets]
+        done, _ = await asyncio.wait(waiting, timeout=max(config.message_limit, 30.0))
+        replies = sorted(future.result() - started for future in done)
+        result.update(
+            answered=len(replies),
+            to_last_reply_s=round(replies[-1], 3) if replies else None,
+            to_median_reply_s=round(replies[len(replies) // 2], 3) if replies else None,
+            joins_per_s=round(len(replies) / replies[-1], 1) if replies else None,
+        )
+        await settle(target, limit=config.settle_limit)
+        cpu = procstat.cpu_delta(cpu_before, procstat.cpu_by_kind(target.pids))
+        result["cpu_ms_per_join"] = {kind: round(1000 * s / max(len(replies), 1), 3) for kind, s in cpu.items()}
+    finally:
+        await close_many(sockets, concurrency=config.connect_concurrency)
+    await settle(target, limit=config.settle_limit)
+    return result
 
 
 async def liveblog(target, config: Config) -> dict:

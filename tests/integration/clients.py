@@ -7,6 +7,18 @@ from typing import Callable, List, Optional
 import websocket
 
 
+def next_frame(ws: websocket.WebSocket) -> tuple:
+    """(opcode, payload) of the next frame, without answering a close frame with one of ours
+    as websocket-client's recv_data does: a server that closes the TCP connection right after
+    its close frame would make that answer fail with a reset, after the close had come."""
+    frame = ws.recv_frame()
+    return frame.opcode, frame.data
+
+
+def close_code_of(data: bytes) -> Optional[int]:
+    return int.from_bytes(data[:2], "big") if len(data) >= 2 else None
+
+
 class Socket:
     """A WebSocket to daphne that keeps every frame it received, in order."""
 
@@ -56,6 +68,20 @@ class Socket:
                 self.frames.append(json.loads(self.ws.recv()))
             except websocket.WebSocketTimeoutException:
                 return self.frames
+
+    def close_code(self, timeout: float = 10.0) -> Optional[int]:
+        """Reads until the server's close frame (keeping text frames on the way); returns its code."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no close frame within {timeout}s; got {self.frames[-5:]}")
+            self.ws.settimeout(remaining)
+            opcode, data = next_frame(self.ws)
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                return close_code_of(data)
+            if opcode == websocket.ABNF.OPCODE_TEXT:
+                self.frames.append(json.loads(data))
 
     @property
     def connected(self) -> bool:

@@ -16,7 +16,7 @@ import time
 import pytest
 import websocket
 
-from tests.integration.clients import Socket
+from tests.integration.clients import Socket, close_code_of, next_frame
 from tools.site_stack import login_cookie
 
 pytestmark = pytest.mark.integration
@@ -54,9 +54,9 @@ def test_a_flooding_socket_is_told_then_closed_and_the_others_lose_nothing(stack
     def read_what_came() -> bool:
         """Takes every frame waiting on the flooder's socket; False once daphne closed it."""
         while select.select([noisy.ws.sock], [], [], 0)[0]:
-            opcode, data = noisy.ws.recv_data(control_frame=True)
+            opcode, data = next_frame(noisy.ws)
             if opcode == websocket.ABNF.OPCODE_CLOSE:
-                heard["close"] = int.from_bytes(data[:2], "big") if len(data) >= 2 else None
+                heard["close"] = close_code_of(data)
                 return False
             if opcode == websocket.ABNF.OPCODE_TEXT:
                 heard["frames"].append(json.loads(data))

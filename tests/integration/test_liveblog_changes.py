@@ -3,7 +3,6 @@ catch-up of edits and deletions by change number, a renamed slug, a deleted live
 deploy that moved the groups from slugs to primary keys."""
 
 import pytest
-import websocket
 
 from tests.integration.clients import ChangeCursor, Socket
 
@@ -31,14 +30,6 @@ def create_post(stack, slug: str, body: str) -> int:
 def stream(stack, slug: str, since=None, daphne: int = 0) -> Socket:
     query = "" if since is None else f"?since={since}"
     return Socket(stack.ws_url(f"/liveblog/{slug}/stream/{query}", daphne=daphne))
-
-
-def close_code(sock: Socket, timeout: float = 10) -> int:
-    sock.ws.settimeout(timeout)
-    while True:
-        opcode, data = sock.ws.recv_data(control_frame=True)
-        if opcode == websocket.ABNF.OPCODE_CLOSE:
-            return int.from_bytes(data[:2], "big")
 
 
 def test_a_page_away_during_creations_edits_and_deletions_gets_each_in_order(stack):
@@ -112,7 +103,7 @@ def test_deleting_a_liveblog_closes_its_open_streams_with_4404(stack):
 
     for page in pages:
         assert page.recv()["error"] == "liveblog-deleted"
-        assert close_code(page) == 4404
+        assert page.close_code() == 4404
 
 
 def test_streams_left_in_the_slug_groups_of_the_last_release_are_closed_with_4503_and_catch_up(stack):
@@ -145,7 +136,7 @@ def test_streams_left_in_the_slug_groups_of_the_last_release_are_closed_with_450
     result = stack.manage("close_legacy_groups")
 
     assert result.stdout.strip().splitlines()[-1] == '{"legacy_closed": 1}'
-    assert close_code(page) == 4503
+    assert page.close_code() == 4503
     assert [f for f in page.frames if f.get("type") == "post.created" and f["post"]["id"] == missed] == []
     back = stream(stack, "deployed", since=cursor.value)
     assert back.recv_until(lambda f: f.get("type") == "post.created")["post"]["id"] == missed

@@ -10,7 +10,6 @@ to them. The runtime is the one running pytest: Django 5.2 in .venv, Django 2.2 
 import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ import django
 import pytest
 import websocket
 
-from tests.integration.clients import Socket
+from tests.integration.clients import Socket, close_code_of, next_frame
 from tools.processes import REPO, Cluster, Process, RedisServer, free_port, wait_for_healthz, wait_for_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
@@ -72,9 +71,9 @@ def close_code(sock: Socket, timeout: float) -> int:
         if remaining <= 0:
             raise TimeoutError("no close frame")
         sock.ws.settimeout(remaining)
-        opcode, frame = sock.ws.recv_data_frame(True)
+        opcode, data = next_frame(sock.ws)
         if opcode == websocket.ABNF.OPCODE_CLOSE:
-            return struct.unpack("!H", frame.data[:2])[0] if len(frame.data) >= 2 else 1005
+            return close_code_of(data) or 1005
 
 
 class WheelSite(Cluster):

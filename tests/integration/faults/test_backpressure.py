@@ -8,6 +8,7 @@ import pytest
 import requests
 import websocket
 
+from tests.integration.clients import next_frame
 from tests.integration.faults.conftest import report, start_fault_stack
 from tools.processes import wait_until
 
@@ -76,7 +77,7 @@ def test_full_channels_answer_503_and_1013_instead_of_hanging(full_stack):
     wait_until(lambda: stack.driver("backlog", "websocket.receive") == CAPACITY, timeout=20)
     sender.send('{"frame": "one too many"}')
     sender.settimeout(10)
-    opcode, data = sender.recv_data(control_frame=True)
+    opcode, data = next_frame(sender)
     frame_close = int.from_bytes(data[:2], "big") if opcode == websocket.ABNF.OPCODE_CLOSE else (opcode, data)
 
     # WebSocket handshakes: CAPACITY wait in websocket.connect; the next is refused with 503.
