@@ -137,7 +137,9 @@ def evaluate(results: dict) -> list[list[str]]:
     cpu = echo.get("cpu_ms_per_round_trip", {})
     for name, limit in (("p50", ECHO_P50_MS), ("p99", ECHO_P99_MS)):
         value = _get(echo, "round_trips", name)
-        if value is not None and value < limit and not echo.get("lost"):
+        if "round_trips" not in echo:
+            verdict = "not measured"
+        elif value is not None and value < limit and not echo.get("lost"):
             verdict = "**met**"
         else:
             verdict = "**missed**: " + _echo_cost(echo, cpu, name, project)
