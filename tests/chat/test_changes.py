@@ -2,18 +2,18 @@
 deleted through the services (members and lobby told), presence frames numbered per room (seq)."""
 
 from channels import Group
-from channels.test import TransactionChannelTestCase
 from django.contrib.admin.sites import site as admin_site
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.test import Client, RequestFactory, override_settings
+from django.test import Client, RequestFactory
 
 from channels1_kit import sockets
 from channels1_kit.websocket import ClientError
 from chat import selectors, services
 from chat.admin import PresenceAdmin
 from chat.models import LOBBY_GROUP, Message, Presence, Room
-from tests.support.channel_tests import IN_MEMORY_LAYERS, StreamClient
+from tests.chat.test_consumers import ChatStreamTestCase
+from tests.support.channel_tests import StreamClient
 
 STREAM = "/chat/stream/"
 
@@ -29,21 +29,8 @@ def listener(*groups: str) -> StreamClient:
     return client
 
 
-@override_settings(CHANNEL_LAYERS=IN_MEMORY_LAYERS)
-class ChangesTestCase(TransactionChannelTestCase):
-    def setUp(self):
-        self.alice = User.objects.create_user("alice", password="x")
-        self.bob = User.objects.create_user("bob", password="x")
-        self.boss = User.objects.create_user("boss", password="x", is_staff=True)
-        self.general = services.room_create(title="General", slug="general")
-        self.random = services.room_create(title="Random", slug="random")
-        self.staff = services.room_create(title="Staff", slug="staff", staff_only=True)
-
-    def socket(self, user) -> StreamClient:
-        client = StreamClient(STREAM)
-        client.force_login(user)
-        client.connect()
-        return client
+class ChangesTestCase(ChatStreamTestCase):
+    """The chat's users and rooms (ChatStreamTestCase); a join here must be answered."""
 
     def joined(self, user, room: str = "general") -> StreamClient:
         client = self.socket(user)
