@@ -1,17 +1,12 @@
 """Writes to a liveblog. Each one tells the open pages after the transaction commits."""
 
-import logging
-
-from channels import Group
 from django.db import transaction
 from django.db.models import F
 
-from channels1_kit.websocket import CLOSE_NOT_FOUND, broadcast_on_commit, frame_text
+from channels1_kit.websocket import CLOSE_NOT_FOUND, broadcast_on_commit
 
 from . import frames
 from .models import Liveblog, Post, PostDeletion
-
-logger = logging.getLogger(__name__)
 
 
 def _broadcast(liveblog: Liveblog, payload: dict) -> None:
@@ -82,18 +77,10 @@ def liveblog_update(*, liveblog: Liveblog, title: str, slug: str) -> Liveblog:
 
 @transaction.atomic
 def liveblog_delete(*, liveblog: Liveblog) -> None:
-    """Deletes it with its posts; its open streams get an error frame and close with 4404."""
+    """Deletes it with its posts; its open streams get an error frame and close with 4404.
+
+    Each stream's disconnect then leaves the group; one whose disconnect is lost is the sweep's.
+    With Redis down the pages find the liveblog gone (4404) when they reconnect."""
     group_name, slug = liveblog.group_name, liveblog.slug
     liveblog.delete()
-    text = frame_text(frames.liveblog_deleted(slug))
-
-    def close_streams() -> None:
-        # One message: daphne sends the frame, then the close. Each stream's disconnect then
-        # leaves the group; a stream whose disconnect is lost is the sweep's.
-        try:
-            Group(group_name).send({"text": text, "close": CLOSE_NOT_FOUND}, immediately=True)
-        except Exception:
-            # Redis down: the pages find the liveblog gone (4404) when they reconnect.
-            logger.exception("telling the streams of %s failed", slug)
-
-    transaction.on_commit(close_streams)
+    broadcast_on_commit(group_name, frames.liveblog_deleted(slug), close=CLOSE_NOT_FOUND)

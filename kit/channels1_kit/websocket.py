@@ -113,18 +113,21 @@ def parse_id(value: object) -> Optional[int]:
     return None
 
 
-def broadcast_on_commit(group_name: str, payload: dict) -> None:
-    """Sends payload to the group once the transaction commits, if it commits.
+def broadcast_on_commit(group_name: str, payload: dict, *, close: Optional[int] = None) -> None:
+    """Sends payload to the group once the transaction commits, if it commits; with `close`,
+    daphne then closes every socket of the group with that code (in the same message).
 
     A broadcast that fails (Redis down, say) is logged and dropped: the row is saved, the
     request or frame that saved it succeeds, and the clients get it from their catch-up
     (`since`) when they reconnect.
     """
-    text = frame_text(payload)
+    content: dict = {"text": frame_text(payload)}
+    if close is not None:
+        content["close"] = close
 
     def send() -> None:
         try:
-            Group(group_name).send({"text": text}, immediately=True)
+            Group(group_name).send(content, immediately=True)
         except Exception:
             logger.exception("broadcast to %s failed; clients catch up on reconnect", group_name)
 
