@@ -195,6 +195,27 @@ def test_receive_takes_a_batch_per_round_trip_and_hands_it_out_one_by_one(make_l
     assert sum(trips.values()) == math.ceil(250 / 100) + 1
 
 
+@pytest.mark.parametrize(
+    "message",
+    [{"text": "hello", "count": 1}, {"text": "hello", "headers": [["a", "b"]], "extra": {"k": "v"}}],
+    ids=["flat", "nested"],
+)
+def test_each_recipient_of_a_batched_group_message_gets_a_message_of_its_own(make_layer, message):
+    """The batch is unpacked once per body; a consumer changing its message changes no other's."""
+    layer = make_layer(receive_batch_size=100)
+    join_daphne(layer, "room", 3)
+    layer.send_group("room", message)
+
+    received = [received_message for _, received_message in drain(layer, [DAPHNE])]
+    assert received == [message] * 3
+    received[0]["text"] = "changed"
+    received[0].setdefault("headers", []).append("more")
+    if "extra" in message:
+        received[0]["extra"]["k"] = "changed"
+    assert received[1:] == [message] * 2
+    assert len({id(each) for each in received}) == 3
+
+
 def test_a_message_other_workers_could_take_is_never_held_back(make_layer, redis_one):
     layer = make_layer()
     other_worker = make_layer(prefix=layer.prefix, stats_prefix=layer.stats_prefix)
