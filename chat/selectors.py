@@ -1,7 +1,7 @@
-from typing import List, Tuple
+from typing import List, NamedTuple, Tuple
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from channels1_kit.websocket import ClientError
 
@@ -37,9 +37,18 @@ def room_member_count(*, room: Room) -> int:
     return Presence.objects.filter(room=room).values("user").distinct().count()
 
 
-def room_socket_count(*, room: Room, user: User) -> int:
-    """How many of one user's sockets are in the room."""
-    return Presence.objects.filter(room=room, user=user).count()
+class RoomCounts(NamedTuple):
+    members: int
+    user_sockets: int
+
+
+def room_counts(*, room: Room, user: User) -> RoomCounts:
+    """How many people are in the room (room_member_count), and how many of one user's sockets,
+    in one query: a join and a leave need both."""
+    counts = Presence.objects.filter(room=room).aggregate(
+        members=Count("user", distinct=True), user_sockets=Count("pk", filter=Q(user=user))
+    )
+    return RoomCounts(members=counts["members"], user_sockets=counts["user_sockets"])
 
 
 def room_member_counts(*, rooms: List[Room]) -> dict:

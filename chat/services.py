@@ -78,11 +78,15 @@ def room_join(*, room: Room, user: User, reply_channel: str) -> Joined:
     seq = _lock_room(room)
     if seq is None:
         raise ClientError("room-not-found", "There is no such room.")
-    _, created = Presence.objects.get_or_create(room=room, reply_channel=reply_channel, defaults={"user": user})
+    # No get_or_create: the room's lock keeps any other join of this socket out until the
+    # commit, so the savepoint it would open around its INSERT buys nothing.
+    created = not Presence.objects.filter(room=room, reply_channel=reply_channel).exists()
+    if created:
+        Presence.objects.create(room=room, user=user, reply_channel=reply_channel)
     Group(room.group_name).add(reply_channel)
-    members = selectors.room_member_count(room=room)
+    members, user_sockets = selectors.room_counts(room=room, user=user)
     # Counts are of people: another tab of someone already here changes nothing to announce.
-    if created and selectors.room_socket_count(room=room, user=user) == 1:
+    if created and user_sockets == 1:
         username = user.get_username()
         notice = frames.presence_notice(kind=frames.JOINED, room=room, username=username, members=members, seq=seq)
         _announce_presence(room, notice)
@@ -101,10 +105,10 @@ def room_leave(*, room: Room, reply_channel: str) -> None:
     if presence is None:
         return
     presence.delete()
+    members, user_sockets = selectors.room_counts(room=room, user=presence.user)
     # Closing one of two tabs is no departure: the person is still in the room.
-    if selectors.room_socket_count(room=room, user=presence.user):
+    if user_sockets:
         return
-    members = selectors.room_member_count(room=room)
     username = presence.user.get_username()
     notice = frames.presence_notice(kind=frames.LEFT, room=room, username=username, members=members, seq=seq)
     _announce_presence(room, notice)

@@ -47,6 +47,17 @@ class SelectorTests(TestCase):
         self.assertEqual(selectors.room_member_count(room=self.general), 2)
         self.assertEqual(selectors.room_member_counts(rooms=[self.general, self.staff]), {"general": 2, "staff": 1})
 
+    def test_room_counts_are_the_people_in_the_room_and_one_users_sockets_there(self):
+        Presence.objects.create(room=self.general, user=self.alice, reply_channel="daphne.response.a!1")
+        Presence.objects.create(room=self.general, user=self.alice, reply_channel="daphne.response.b!2")
+        Presence.objects.create(room=self.general, user=self.bob, reply_channel="daphne.response.a!3")
+        Presence.objects.create(room=self.staff, user=self.alice, reply_channel="daphne.response.a!4")
+
+        self.assertEqual(selectors.room_counts(room=self.general, user=self.alice), (2, 2))
+        self.assertEqual(selectors.room_counts(room=self.general, user=self.bob), (2, 1))
+        self.assertEqual(selectors.room_counts(room=self.general, user=self.boss), (2, 0))
+        self.assertEqual(selectors.room_counts(room=self.staff, user=self.alice), (1, 1))
+
     def test_message_history_is_the_newest_messages_oldest_first(self):
         ids = [Message.objects.create(room=self.general, user=self.alice, text=f"m{n}").id for n in range(5)]
         Message.objects.create(room=self.staff, user=self.boss, text="elsewhere")
