@@ -25,6 +25,12 @@ ECHO_P99_MS = 10.0
 JOIN_BURST_S = 2.0
 # A socket that floods may slow another socket's echo (p50) by this much at most.
 FLOOD_SLOWDOWN = 2.0
+# Issue 11: sustained fan-out, to the last socket; the crowd (10,000 sockets), to the last
+# socket and memory per idle one; deliveries per CPU-second (Centrifugo's, about).
+SUSTAINED_P99_MS = 100.0
+CROWD_P99_MS = 1000.0
+CROWD_KIB_PER_SOCKET = 10.0
+DELIVERIES_PER_CPU_S = 12_500
 
 ORDER = ["fanout", "stock", "peer"]
 COLORS = {"fanout": "#1b9e77", "stock": "#d95f02", "peer": "#7570b3"}
@@ -150,6 +156,9 @@ def evaluate(results: dict) -> list[list[str]]:
     if burst.get("opened"):
         last = burst.get("to_last_reply_s")
         measured = f"{burst.get('answered', 0):,}/{burst['opened']:,} answered, the last after {last} s"
+        agreed = _get(burst, "count", "to_all_right_s")
+        if agreed is not None:
+            measured += f"; every socket showed the room's count ({burst['count']['final']}) after {agreed} s"
         if burst.get("answered") == burst["opened"] and last is not None and last <= JOIN_BURST_S:
             verdict = "**met**"
         else:
@@ -172,6 +181,8 @@ def evaluate(results: dict) -> list[list[str]]:
             verdict = f"**missed**: {flooded.get('lost', 0)} round trips lost, the flood cost {ratio:.1f}×"
         rows.append([f"echo beside a flooding socket: at most {FLOOD_SLOWDOWN:.0f}× slower", measured, verdict])
 
+    rows += _issue_11_rows(project)
+
     # Deliveries per CPU-second against the peer, at the largest size.
     ours = _get(_fanout(project, largest), "deliveries_per_cpu_s")
     theirs = _get(_fanout(peer, largest), "deliveries_per_cpu_s") if peer else None
@@ -190,6 +201,115 @@ def evaluate(results: dict) -> list[list[str]]:
     rows.append(
         [f"fan-out deliveries per CPU-second at {largest:,} sockets, at least the Channels 4 peer's", measured, verdict]
     )
+    return rows
+
+
+def _capacity_reason(entry: dict, rate: float, target: dict) -> str:
+    """Why a load of `rate` deliveries a second is late: the CPU it needs on this machine."""
+    per_delivery = entry["cpu_s"] / entry["delivered"]
+    client = entry["client_cpu_s"] / entry["delivered"]
+    kinds = ", ".join(
+        f"{kind} {1e6 * value / entry['delivered']:.0f} µs" for kind, value in entry["cpu_by_kind_s"].items()
+    )
+    return (
+        f"{rate:,.0f} deliveries a second at {1e6 * per_delivery:.0f} µs of server CPU each ({kinds}) need "
+        f"{rate * per_delivery:.2f} cores, and the client reading them {rate * client:.2f} more, of the 2 cores "
+        f"(load average {_load_range(target)} during the run): copies queue behind each other in the daphnes"
+    )
+
+
+def _issue_11_rows(project: dict) -> list[list[str]]:
+    """Sustained fan-out, the crowd of 10,000 sockets, and deliveries per CPU-second against 12,500."""
+    rows = []
+    sus = project.get("sustained")
+    if sus and sus.get("messages"):
+        p99 = _get(sus, "to_last_socket", "p99")
+        measured = (
+            f"{_pct(sus['delivered_pct'])} delivered, last socket p50 {_ms(_get(sus, 'to_last_socket', 'p50'))} "
+            f"p99 {_ms(p99)}; {sus['out_of_order']} out of order; backlog {_n(sus['backlog_at_last_send'])} copies "
+            f"at the last send"
+        )
+        if sus["delivered_pct"] == 100 and p99 is not None and p99 <= SUSTAINED_P99_MS and not sus["out_of_order"]:
+            verdict = "**met**"
+        elif sus["delivered_pct"] != 100 or sus["out_of_order"]:
+            verdict = "**missed**: copies lost or out of order (see the sustained fan-out table)"
+        else:
+            rate = sus["rate_per_s"] * sus["opened"]
+            verdict = "**missed**: " + _capacity_reason(sus, rate, project)
+        rows.append(
+            [
+                f"sustained fan-out ({sus['size']:,} sockets, {sus['rate_per_s']:g} messages/s for "
+                f"{sus['seconds']:g} s): 100% delivered, last socket p99 under {SUSTAINED_P99_MS:.0f} ms",
+                measured,
+                verdict,
+            ]
+        )
+    crowd = project.get("crowd")
+    if crowd and crowd.get("messages"):
+        p99 = _get(crowd, "to_last_socket", "p99")
+        measured = (
+            f"{crowd['opened']:,}/{crowd['size']:,} open, {_pct(crowd['delivered_pct'])} delivered, "
+            f"last socket p50 {_ms(_get(crowd, 'to_last_socket', 'p50'))} p99 {_ms(p99)}"
+        )
+        whole = crowd["opened"] == crowd["size"] and crowd["delivered_pct"] == 100
+        if whole and p99 is not None and p99 <= CROWD_P99_MS:
+            verdict = "**met**"
+        elif not whole:
+            verdict = "**missed**: not every socket opened or had every message (see the 10,000 sockets table)"
+        else:
+            verdict = "**missed**: " + _fanout_cost(crowd, project)
+        rows.append(
+            [
+                f"{crowd['size']:,} sockets: 100% delivered, last socket p99 under {CROWD_P99_MS / 1000:g} s",
+                measured,
+                verdict,
+            ]
+        )
+        memory = crowd.get("memory", {})
+        per_socket = memory.get("bytes_per_socket")
+        if per_socket is not None:
+            verdict = (
+                "**met**"
+                if per_socket <= CROWD_KIB_PER_SOCKET * 1024
+                else "**missed**: what daphne 1.4.2 holds per connection (its HTTP and WebSocket protocol "
+                "objects, autobahn's, Twisted's transport and buffers, the socket's entry in the layer's "
+                "process-local bookkeeping), measured as the daphnes' RSS growth; not broken down further"
+            )
+            rows.append(
+                [
+                    f"memory per idle socket at {crowd['opened']:,} sockets under {CROWD_KIB_PER_SOCKET:g} KiB",
+                    _kib(per_socket),
+                    verdict,
+                ]
+            )
+    sizes = [entry["size"] for entry in project.get("fanout", [])]
+    candidates = [
+        (f"fan-out to {max(sizes):,} sockets" if sizes else "", _fanout(project, max(sizes)) if sizes else None),
+        ("the crowd", crowd),
+        ("sustained fan-out", sus),
+    ]
+    measured_at = [(label, entry) for label, entry in candidates if entry and entry.get("deliveries_per_cpu_s")]
+    if measured_at:
+        parts = [f"{label}: {_n(entry['deliveries_per_cpu_s'])}" for label, entry in measured_at]
+        low = min(entry["deliveries_per_cpu_s"] for _, entry in measured_at)
+        if low >= DELIVERIES_PER_CPU_S:
+            verdict = "**met**"
+        else:
+            worst = min(measured_at, key=lambda item: item[1]["deliveries_per_cpu_s"])[1]
+            kinds = ", ".join(
+                f"{kind} {1e6 * value / worst['delivered']:.0f} µs" for kind, value in worst["cpu_by_kind_s"].items()
+            )
+            top_kind, top = max(worst["cpu_by_kind_s"].items(), key=lambda item: item[1])
+            verdict = (
+                f"**missed**: {_per_delivery_us(worst)} µs of server CPU per delivery ({kinds}) where 12,500 a "
+                f"second leaves 80 µs; {top_kind} takes {100 * top / worst['cpu_s']:.0f}% of it"
+                + (
+                    " (daphne 1.4.2 frames each copy with autobahn and writes it to its socket, in Python)"
+                    if top_kind == "daphne"
+                    else ""
+                )
+            )
+        rows.append([f"at least {DELIVERIES_PER_CPU_S:,} deliveries per CPU-second", "; ".join(parts), verdict])
     return rows
 
 
@@ -470,7 +590,7 @@ def markdown(results: dict, images: dict[str, str | None], folder_name: str) -> 
         f"`bench/requirements-peer.txt`, then runs `.venv/bin/python -m bench.run`. This run: `{results['command']}`. "
         "It starts every process itself on loopback ports (its own `redis-server` each time, never the "
         "machine's Redis or PostgreSQL), bounds every loop in count and time, and leaves no process behind. "
-        "It stops itself after 13 minutes (`--time-limit`), skipping a phase that would not fit (listed "
+        "It stops itself after 45 minutes (`--time-limit`), skipping a phase that would not fit (listed "
         "under Errors); on a fresh clone the installs take two to three minutes before that.",
         "",
         "## The machine",
@@ -529,8 +649,9 @@ def markdown(results: dict, images: dict[str, str | None], folder_name: str) -> 
         "worker hop: per message it does less than the site.",
         f"* Each target runs in phases, each on freshly started processes: (1) echo, fan-out to "
         f"{', '.join(f'{size:,}' for size in sizes[:-1])} sockets and the plain pages; (2) fan-out to {sizes[-1]:,} "
-        "sockets and memory; (3) the liveblog. A lossy layer's leftovers (lost disconnects leave dead members "
-        "in groups) would otherwise weigh on the next measurement.",
+        "sockets, memory and the join burst; (3) the liveblog; (4) the sustained fan-out; (5) the crowd of "
+        f"{config.get('crowd_sockets', 0):,} sockets. A lossy layer's leftovers (lost disconnects leave dead "
+        "members in groups) would otherwise weigh on the next measurement.",
         f"* The clients: one asyncio process (this one) holds every socket, using websockets' sans-I/O protocol "
         f"on plain asyncio transports. {config['users']} users log in once; their session cookies are shared "
         "by many sockets (each socket is its own member of the room's group). Sockets open "
@@ -559,11 +680,7 @@ def markdown(results: dict, images: dict[str, str | None], folder_name: str) -> 
             if not entry:
                 rows.append([target["label"], f"{size:,}", "not measured"] + [""] * 6)
                 continue
-            opened = f"{entry['opened']:,}"
-            if entry.get("open_failures"):
-                opened += f" ({entry['open_failures']} failed)"
-            if entry.get("join_timeouts"):
-                opened += f" ({entry['join_timeouts']} joins unanswered)"
+            opened = _opened_cell(entry)
             complete = f"{entry.get('complete_messages', 0)}/{entry.get('messages', 0)}"
             rows.append(
                 [
@@ -684,6 +801,7 @@ def markdown(results: dict, images: dict[str, str | None], folder_name: str) -> 
                     f"{burst.get('answered', 0):,}/{burst['opened']:,}",
                     f"{burst.get('to_median_reply_s')} s",
                     f"{burst.get('to_last_reply_s')} s",
+                    _count_cell(burst.get("count")),
                     str(burst.get("joins_per_s")),
                     ", ".join(f"{kind} {value:.2f} ms" for kind, value in cpu.items()),
                 ]
@@ -694,10 +812,26 @@ def markdown(results: dict, images: dict[str, str | None], folder_name: str) -> 
             "## Join burst",
             "",
             "Sockets open over both daphnes and idle; then each sends a join of the same room at once, as at "
-            "the start of a live event. The time runs from the first join sent to each join reply.",
+            "the start of a live event. The time runs from the first join sent to each join reply. *Count "
+            "right everywhere*: until every socket showed the room's final member count, as a page shows it "
+            "(from the join reply and the presence frames, the newest seq winning); the peer has no count.",
             "",
-            _table(["", "answered", "median reply", "last reply", "joins a second", "server CPU per join"], burst_rows),
+            _table(
+                [
+                    "",
+                    "answered",
+                    "median reply",
+                    "last reply",
+                    "count right everywhere",
+                    "joins a second",
+                    "server CPU per join",
+                ],
+                burst_rows,
+            ),
         ]
+
+    out += _sustained_section(results, targets)
+    out += _crowd_section(results, targets)
 
     out += ["", "## Liveblog", ""]
     out.append(
@@ -842,6 +976,137 @@ def markdown(results: dict, images: dict[str, str | None], folder_name: str) -> 
         out += [f"* {label}: {error}" for label, error in errors]
     out.append("")
     return "\n".join(out)
+
+
+def _sustained_section(results: dict, targets: list[tuple[str, dict]]) -> list[str]:
+    config = results["config"]
+    rows = []
+    for _, target in targets:
+        sus = target.get("sustained")
+        if not sus or not sus.get("messages"):
+            if sus is not None:
+                rows.append([target["label"], "not measured"] + [""] * 9)
+            continue
+        rows.append(
+            [
+                target["label"],
+                _opened_cell(sus),
+                _pct(sus["delivered_pct"]),
+                f"{sus['complete_messages']}/{sus['messages']}",
+                _ms(_get(sus, "to_last_socket", "p50")),
+                _ms(_get(sus, "to_last_socket", "p99")),
+                _n(sus["backlog_at_last_send"]),
+                _ms(1000 * sus["drain_after_last_send_s"]),
+                _n(sus["out_of_order"]),
+                _n(sus["deliveries_per_cpu_s"]),
+                _ms(_get(sus, "send_lateness", "p99")),
+            ]
+        )
+    if not rows:
+        return []
+    return [
+        "",
+        "## Sustained fan-out",
+        "",
+        f"{config['sustained_sockets']:,} sockets in one room over the two daphnes; members send "
+        f"{config['sustained_rate']:g} messages a second to it for {config['sustained_seconds']:g} s "
+        f"({config['sustained_rate'] * config['sustained_sockets']:,.0f} deliveries a second), each at its time "
+        "whatever has arrived (open loop). They take turns among "
+        f"{config['sustained_senders']} members, as the site lets one socket send 10 messages in 10 s. "
+        "*Backlog*: copies of the earlier messages not yet at their sockets when the last message went out; "
+        "*drain*: from the last send until the last copy arrived. *Out of order*: copies that reached a "
+        "socket after a later message. *Late sends*: how far behind its clock the client sent (p99), its own "
+        "CPU being part of the load.",
+        "",
+        _table(
+            [
+                "",
+                "open",
+                "delivered",
+                "messages everywhere",
+                "to last p50",
+                "to last p99",
+                "backlog",
+                "drain",
+                "out of order",
+                "deliveries per CPU-second",
+                "late sends p99",
+            ],
+            rows,
+        ),
+    ]
+
+
+def _count_cell(count: dict | None) -> str:
+    if not count or count.get("final") is None:
+        return "—"
+    if count.get("to_all_right_s") is None:
+        return f"never: {count['showing_final']:,} sockets showed {count['final']}"
+    return f"{count['to_all_right_s']} s ({count['final']} people)"
+
+
+def _opened_cell(entry: dict) -> str:
+    opened = f"{entry['opened']:,}"
+    if entry.get("open_failures"):
+        opened += f" ({entry['open_failures']} failed)"
+    if entry.get("join_timeouts"):
+        opened += f" ({entry['join_timeouts']} joins unanswered)"
+    if entry.get("not_tried"):
+        opened += f" ({entry['not_tried']:,} not tried in time)"
+    return opened
+
+
+def _crowd_section(results: dict, targets: list[tuple[str, dict]]) -> list[str]:
+    config = results["config"]
+    rows = []
+    for _, target in targets:
+        crowd = target.get("crowd")
+        if not crowd:
+            continue
+        if not crowd.get("messages"):
+            rows.append([target["label"], _opened_cell(crowd) if "opened" in crowd else "not measured"] + [""] * 7)
+            continue
+        kinds = ", ".join(f"{kind} {value:.2f}" for kind, value in crowd["cpu_by_kind_s"].items())
+        rows.append(
+            [
+                target["label"],
+                f"{_opened_cell(crowd)} in {crowd['open_seconds']:.0f} s",
+                _pct(crowd["delivered_pct"]),
+                f"{crowd['complete_messages']}/{crowd['messages']}",
+                _ms(_get(crowd, "to_last_socket", "p50")),
+                _ms(_get(crowd, "to_last_socket", "p99")),
+                _kib(_get(crowd, "memory", "bytes_per_socket")),
+                _n(crowd["deliveries_per_cpu_s"]),
+                f"{crowd['cpu_s']:.2f} s ({kinds})",
+            ]
+        )
+    if not rows:
+        return []
+    return [
+        "",
+        f"## {config['crowd_sockets']:,} sockets",
+        "",
+        f"{config['crowd_sockets']:,} sockets open over the two daphnes and join one room (no socket is tried "
+        f"after {config['crowd_open_limit']:.0f} s of opening); then {config['crowd_messages']} messages go to all "
+        "of them, each when the one before reached every socket, as in the fan-out above. *Per idle socket*: "
+        "the daphnes' RSS with every socket open and joined, less their RSS before the first, divided by the "
+        "sockets.",
+        "",
+        _table(
+            [
+                "",
+                "open",
+                "delivered",
+                "messages everywhere",
+                "to last p50",
+                "to last p99",
+                "per idle socket",
+                "deliveries per CPU-second",
+                "server CPU (s)",
+            ],
+            rows,
+        ),
+    ]
 
 
 def _stock_losses(stock: dict, sizes: list[int]) -> list[str]:

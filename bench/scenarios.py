@@ -10,6 +10,7 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,6 +32,18 @@ class Config:
     liveblog_posts: int = 20
     # Sockets that open first, then all ask to join one room at the same moment.
     join_burst: int = 1000
+    # Sustained fan-out: sockets in one room, and messages a second to it for so many
+    # seconds, sent on a clock whether or not the previous ones have arrived (open loop),
+    # by members in turn (see SENDS_PER_SOCKET).
+    sustained_sockets: int = 1000
+    sustained_rate: float = 10.0
+    sustained_seconds: float = 30.0
+    sustained_senders: int = 20
+    # The crowd: this many sockets over the two daphnes, then `crowd_messages` to all of
+    # them; no socket is tried after `crowd_open_limit` seconds of opening.
+    crowd_sockets: int = 10_000
+    crowd_messages: int = 10
+    crowd_open_limit: float = 300.0
     http_seconds: float = 5.0
     http_clients: int = 4
     http_max_requests: int = 20_000
@@ -58,6 +71,12 @@ QUICK = Config(
     liveblog_streams=50,
     liveblog_posts=5,
     join_burst=50,
+    sustained_sockets=50,
+    sustained_seconds=5.0,
+    sustained_senders=10,
+    crowd_sockets=300,
+    crowd_messages=3,
+    crowd_open_limit=60.0,
     http_seconds=2.0,
     http_max_requests=2_000,
     users=4,
@@ -240,28 +259,46 @@ async def echo(target, config: Config, *, flooded: bool = False) -> dict:
     }
 
 
-async def fanout(target, size: int, config: Config, *, measure_memory: bool) -> dict:
-    """`size` sockets in one room over both daphnes; one of them sends `config.messages` messages.
+def _opened(opened) -> dict:
+    return {
+        "opened": len(opened.sockets),
+        "open_failures": len(opened.failures),
+        "open_failure_examples": opened.failures[:3],
+        "join_timeouts": opened.join_timeouts,
+        "not_tried": opened.not_tried,
+        "open_seconds": round(opened.seconds, 2),
+    }
+
+
+async def fanout(
+    target,
+    size: int,
+    config: Config,
+    *,
+    measure_memory: bool,
+    messages: int | None = None,
+    open_limit: float | None = None,
+    settle_after_close: bool = True,
+) -> dict:
+    """`size` sockets in one room over both daphnes; members send `messages` (default
+    `config.messages`) messages, each when the one before reached every socket.
 
     For each message: how many sockets got it, and the time from its send until the last
     socket had it. Server CPU is counted over the messages only (not the joins or closes).
     """
-    room = f"fan-{size}"
+    messages = config.messages if messages is None else messages
+    room = fanout_room(size)
     tag = f"fan{size}"
     tally = Tally(tag)
     specs = [(target.chat_url(index % target.daphne_count), target.cookie(index)) for index in range(size)]
     result: dict = {"size": size, "room": room}
     await settle(target, limit=config.settle_limit)
     rss_before = sum(procstat.rss_bytes(pid) for pid in target.daphne_pids)
-    opened = await open_many(specs, on_text=tally.on_text, concurrency=config.connect_concurrency, join_room=room)
-    sockets: list[Socket] = opened.sockets
-    result.update(
-        opened=len(sockets),
-        open_failures=len(opened.failures),
-        open_failure_examples=opened.failures[:3],
-        join_timeouts=opened.join_timeouts,
-        open_seconds=round(opened.seconds, 2),
+    opened = await open_many(
+        specs, on_text=tally.on_text, concurrency=config.connect_concurrency, join_room=room, limit=open_limit
     )
+    sockets: list[Socket] = opened.sockets
+    result.update(_opened(opened))
     try:
         if not sockets:
             return result
@@ -277,7 +314,7 @@ async def fanout(target, size: int, config: Config, *, measure_memory: bool) -> 
         # Members take turns to send (see SENDS_PER_SOCKET), alternating between the daphnes,
         # among those whose join was answered (the others still count as recipients).
         joined = [socket for socket in sockets if socket.joined.done()] or sockets
-        senders = joined[: max(1, -(-(config.messages + 1) // SENDS_PER_SOCKET))]
+        senders = joined[: max(1, -(-(messages + 1) // SENDS_PER_SOCKET))]
         # Message 0 warms the room up and is not counted.
         sent = time.time()
         send(senders[0], _chat_message(room, tag, 0))
@@ -290,7 +327,7 @@ async def fanout(target, size: int, config: Config, *, measure_memory: bool) -> 
         started = time.monotonic()
         sends: dict[int, float] = {}
         complete: list[int] = []
-        for number in range(1, config.messages + 1):
+        for number in range(1, messages + 1):
             sender = _sender(senders, number)
             if sender is None or time.monotonic() - started > config.loop_limit:
                 break
@@ -311,7 +348,6 @@ async def fanout(target, size: int, config: Config, *, measure_memory: bool) -> 
         expected = len(sockets) * len(sends)
         to_last = [tally.last[number] - sends[number] for number in complete]
         per_copy = [at - sends[number] for number in sends for at in tally.arrivals[number]]
-        cpu_total = sum(cpu.values())
         result.update(
             messages=len(sends),
             complete_messages=len(complete),
@@ -323,18 +359,130 @@ async def fanout(target, size: int, config: Config, *, measure_memory: bool) -> 
             to_last_socket_samples_ms=[round(value * 1000, 3) for value in to_last],
             per_copy=summary_ms(per_copy),
             per_copy_quantiles_ms=quantiles_ms(per_copy),
+            out_of_order=tally.out_of_order,
             elapsed_s=round(elapsed, 2),
-            cpu_s=round(cpu_total, 3),
-            cpu_by_kind_s={kind: round(value, 3) for kind, value in cpu.items()},
-            client_cpu_s=round(client_cpu, 3),
-            cpu_ms_per_1000_deliveries=round(1000 * 1000 * cpu_total / delivered, 2) if delivered else None,
-            deliveries_per_cpu_s=round(delivered / cpu_total) if cpu_total else None,
+            **_cpu_figures(cpu, client_cpu, delivered),
+            socket_errors=sum(len(socket.errors) for socket in sockets),
+        )
+        return result
+    finally:
+        await close_many(sockets, concurrency=config.connect_concurrency)
+        if settle_after_close:
+            result["settle_after_close_s"] = await settle(target, limit=config.settle_limit)
+
+
+def fanout_room(size: int) -> str:
+    return f"fan-{size}"
+
+
+def _cpu_figures(cpu: dict, client_cpu: float, delivered: int) -> dict:
+    """Server CPU (by kind of process) and the client's, in all and per delivery."""
+    total = sum(cpu.values())
+    return {
+        "cpu_s": round(total, 3),
+        "cpu_by_kind_s": {kind: round(value, 3) for kind, value in cpu.items()},
+        "client_cpu_s": round(client_cpu, 3),
+        "cpu_ms_per_1000_deliveries": round(1000 * 1000 * total / delivered, 2) if delivered else None,
+        "deliveries_per_cpu_s": round(delivered / total) if total else None,
+    }
+
+
+async def sustained(target, config: Config) -> dict:
+    """`sustained_sockets` sockets in one room; members send `sustained_rate` messages a
+    second to it for `sustained_seconds`, each at its time on the clock whatever has
+    arrived (open loop), taking turns so that none sends more than the site allows.
+
+    The figures: copies delivered, the time from each send until the last socket had it,
+    the copies of earlier messages still on their way when the last one went out (the
+    backlog), how long after the last send the last copy arrived, and copies that reached a
+    socket after a later message.
+    """
+    size, room, tag = config.sustained_sockets, SUSTAINED_ROOM, "sustained"
+    tally = Tally(tag)
+    specs = [(target.chat_url(index % target.daphne_count), target.cookie(index)) for index in range(size)]
+    result: dict = {
+        "size": size,
+        "rate_per_s": config.sustained_rate,
+        "seconds": config.sustained_seconds,
+        "senders": config.sustained_senders,
+    }
+    await settle(target, limit=config.settle_limit)
+    opened = await open_many(specs, on_text=tally.on_text, concurrency=config.connect_concurrency, join_room=room)
+    sockets = opened.sockets
+    result.update(_opened(opened))
+    try:
+        if not sockets:
+            return result
+        await settle(target, limit=config.settle_limit)
+        joined = [socket for socket in sockets if socket.joined.done()] or sockets
+        senders = joined[: config.sustained_senders]
+        # Message 0 warms the room up and is not counted.
+        sent = time.time()
+        send(senders[0], _chat_message(room, tag, 0))
+        await tally.wait(0, len(sockets), since=sent, quiet=config.quiet, limit=config.message_limit)
+        await settle(target, limit=10)
+
+        count = round(config.sustained_rate * config.sustained_seconds)
+        backlog = None
+        interval = 1 / config.sustained_rate
+        cpu_before = procstat.cpu_by_kind(target.pids)
+        client_before = time.process_time()
+        sends: dict[int, float] = {}
+        lateness: list[float] = []
+        began = time.time()
+        for number in range(1, count + 1):
+            due = began + (number - 1) * interval
+            if due > time.time():
+                await asyncio.sleep(due - time.time())
+            sender = _sender(senders, number)
+            if sender is None:
+                break
+            if number == count:
+                # What the sockets still lack of the messages before, as the last one goes out.
+                backlog = len(sockets) * len(sends) - sum(tally.count[earlier] for earlier in sends)
+            sends[number] = time.time()
+            lateness.append(sends[number] - due)
+            sender.send_json(_chat_message(room, tag, number))
+        last_sent = time.time()
+        if sends:
+            await tally.wait(max(sends), len(sockets), since=last_sent, quiet=config.quiet, limit=config.message_limit)
+        drained = max((tally.last.get(number, last_sent) for number in sends), default=last_sent)
+        await asyncio.sleep(config.quiet)
+        await settle(target, limit=10)
+        cpu = procstat.cpu_delta(cpu_before, procstat.cpu_by_kind(target.pids))
+        client_cpu = time.process_time() - client_before
+
+        delivered = sum(tally.count[number] for number in sends)
+        expected = len(sockets) * len(sends)
+        complete = [number for number in sends if tally.count[number] >= len(sockets)]
+        to_last = [tally.last[number] - sends[number] for number in complete]
+        per_copy = [at - sends[number] for number in sends for at in tally.arrivals[number]]
+        result.update(
+            messages=len(sends),
+            complete_messages=len(complete),
+            delivered=delivered,
+            expected=expected,
+            delivered_pct=round(100 * delivered / expected, 3) if expected else None,
+            repeats=tally.repeats,
+            out_of_order=tally.out_of_order,
+            to_last_socket=summary_ms(to_last),
+            to_last_socket_samples_ms=[round(value * 1000, 3) for value in to_last],
+            per_copy=summary_ms(per_copy),
+            per_copy_quantiles_ms=quantiles_ms(per_copy),
+            backlog_at_last_send=backlog,
+            drain_after_last_send_s=round(max(drained - last_sent, 0.0), 3),
+            # How far behind its clock the client sent (its own CPU is one of the 2 cores' load).
+            send_lateness=summary_ms(lateness),
+            **_cpu_figures(cpu, client_cpu, delivered),
             socket_errors=sum(len(socket.errors) for socket in sockets),
         )
         return result
     finally:
         await close_many(sockets, concurrency=config.connect_concurrency)
         result["settle_after_close_s"] = await settle(target, limit=config.settle_limit)
+
+
+SUSTAINED_ROOM = "sustained"
 
 
 async def join_burst(target, config: Config) -> dict:
@@ -345,7 +493,8 @@ async def join_burst(target, config: Config) -> dict:
     room = "burst"
     specs = [(target.chat_url(index % target.daphne_count), target.cookie(index)) for index in range(size)]
     await settle(target, limit=config.settle_limit)
-    opened = await open_many(specs, on_text=Tally("burst").on_text, concurrency=config.connect_concurrency)
+    counts = RoomCounts(room, Tally("burst").on_text)
+    opened = await open_many(specs, on_text=counts.on_text, concurrency=config.connect_concurrency)
     sockets = opened.sockets
     result: dict = {"size": size, "opened": len(sockets), "open_failures": len(opened.failures)}
     try:
@@ -366,10 +515,52 @@ async def join_burst(target, config: Config) -> dict:
         await settle(target, limit=config.settle_limit)
         cpu = procstat.cpu_delta(cpu_before, procstat.cpu_by_kind(target.pids))
         result["cpu_ms_per_join"] = {kind: round(1000 * s / max(len(replies), 1), 3) for kind, s in cpu.items()}
+        result["count"] = counts.agreement(sockets, since=started)
     finally:
         await close_many(sockets, concurrency=config.connect_concurrency)
     await settle(target, limit=config.settle_limit)
     return result
+
+
+class RoomCounts:
+    """The member count of one room each socket shows, as a page would: from the join reply
+    and the presence frames, a frame applying only if its seq is newer than the one shown."""
+
+    def __init__(self, room: str, then: Callable):
+        self.room = room
+        self.then = then
+        # Per socket: the seq and count shown, and when the count shown last changed.
+        self.shown: dict[int, tuple[int, int, float]] = {}
+
+    def on_text(self, socket: Socket, data: bytes, at: float) -> None:
+        if b'"members"' in data:
+            frame = json.loads(data)
+            # Before its join reply a socket shows no count of the room (the lobby's frames say it too).
+            joining = frame.get("join") == self.room
+            mine = joining or (frame.get("room") == self.room and socket.joined.done())
+            if mine and isinstance(frame.get("seq"), int):
+                seq, members = frame["seq"], frame["members"]
+                shown = self.shown.get(id(socket))
+                if shown is None or seq > shown[0]:
+                    changed = at if shown is None or shown[1] != members else shown[2]
+                    self.shown[id(socket)] = (seq, members, changed)
+        self.then(socket, data, at)
+
+    def agreement(self, sockets: list[Socket], *, since: float) -> dict:
+        """The count of the newest frame any socket had, how many sockets show it, and the
+        seconds from `since` until the last of those showed it (None where no frame had a
+        count: the peer has none)."""
+        views = [self.shown[id(socket)] for socket in sockets if id(socket) in self.shown]
+        if not views:
+            return {"final": None, "showing_final": 0, "to_all_right_s": None}
+        final = max(views)[1]
+        right = [changed for _, members, changed in views if members == final]
+        everywhere = len(right) == len(sockets)
+        return {
+            "final": final,
+            "showing_final": len(right),
+            "to_all_right_s": round(max(right) - since, 3) if everywhere else None,
+        }
 
 
 async def liveblog(target, config: Config) -> dict:

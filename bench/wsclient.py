@@ -51,6 +51,8 @@ class Socket(asyncio.Protocol):
         self.joined: asyncio.Future = loop.create_future()
         self.errors: list[bytes] = []
         self.seen: set[int] = set()
+        # The highest message number this socket has had, to see one arrive out of order.
+        self.highest = -1
         self.transport: asyncio.Transport | None = None
         self._fragments: list[bytes] | None = None
 
@@ -141,6 +143,8 @@ class Opened:
     sockets: list[Socket] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     join_timeouts: int = 0
+    # Sockets never tried because the opening's time limit had passed.
+    not_tried: int = 0
     seconds: float = 0.0
 
 
@@ -151,12 +155,14 @@ async def open_many(
     concurrency: int,
     join_room: str | None = None,
     timeout: float = 30.0,
+    limit: float | None = None,
 ) -> Opened:
     """Opens a socket per (url, cookie), at most `concurrency` handshakes (and joins) at once.
 
     With join_room, each socket joins the chat room and waits for the join reply before
     the next one starts; a socket whose reply does not come within timeout still counts as
-    open (it may be in the room all the same), and is counted in join_timeouts.
+    open (it may be in the room all the same), and is counted in join_timeouts. With
+    `limit`, no socket is tried once that many seconds have passed (counted in not_tried).
     """
     result = Opened()
     started = time.monotonic()
@@ -165,6 +171,9 @@ async def open_many(
 
     async def one(index: int, url: str, cookie: str | None) -> None:
         async with gate:
+            if limit is not None and time.monotonic() - started > limit:
+                result.not_tried += 1
+                return
             try:
                 socket = await connect(url, cookie=cookie, on_text=on_text, timeout=timeout)
             except Exception as error:  # Whatever it was, that socket failed to open.
@@ -212,6 +221,8 @@ class Tally:
         self.last: dict[int, float] = {}
         self.arrivals: defaultdict[int, list[float]] = defaultdict(list)
         self.repeats = 0
+        # Copies that came after a higher-numbered message to the same socket.
+        self.out_of_order = 0
         self._expected: dict[int, tuple[int, asyncio.Future]] = {}
 
     def on_text(self, socket: Socket, data: bytes, at: float) -> None:
@@ -230,6 +241,9 @@ class Tally:
             self.repeats += 1
             return
         socket.seen.add(number)
+        if number < socket.highest:
+            self.out_of_order += 1
+        socket.highest = max(socket.highest, number)
         self.count[number] += 1
         self.arrivals[number].append(at)
         self.first.setdefault(number, at)
