@@ -1053,6 +1053,9 @@ def _opened_cell(entry: dict) -> str:
         opened += f" ({entry['join_timeouts']} joins unanswered)"
     if entry.get("not_tried"):
         opened += f" ({entry['not_tried']:,} not tried in time)"
+    closed = entry["opened"] - entry.get("open_at_end", entry["opened"])
+    if closed:
+        opened += f" ({closed:,} closed by the server before the end)"
     return opened
 
 
@@ -1064,7 +1067,10 @@ def _crowd_section(results: dict, targets: list[tuple[str, dict]]) -> list[str]:
         if not crowd:
             continue
         if not crowd.get("messages"):
-            rows.append([target["label"], _opened_cell(crowd) if "opened" in crowd else "not measured"] + [""] * 7)
+            cell = _opened_cell(crowd) if "opened" in crowd else "not measured"
+            if "open_after_warm_up" in crowd:
+                cell += f"; {crowd['open_after_warm_up']:,} still open after the warm-up message, none to send"
+            rows.append([target["label"], cell] + [""] * 7)
             continue
         kinds = ", ".join(f"{kind} {value:.2f}" for kind, value in crowd["cpu_by_kind_s"].items())
         rows.append(
