@@ -349,26 +349,10 @@ async def fanout(
         cpu = procstat.cpu_delta(cpu_before, procstat.cpu_by_kind(target.pids))
         client_cpu = time.process_time() - client_before
 
-        delivered = sum(tally.count[number] for number in sends)
-        expected = len(sockets) * len(sends)
-        to_last = [tally.last[number] - sends[number] for number in complete]
-        per_copy = [at - sends[number] for number in sends for at in tally.arrivals[number]]
         result.update(
-            messages=len(sends),
-            complete_messages=len(complete),
-            delivered=delivered,
-            expected=expected,
-            delivered_pct=round(100 * delivered / expected, 3) if expected else None,
-            open_at_end=sum(socket.open for socket in sockets),
-            repeats=tally.repeats,
-            to_last_socket=summary_ms(to_last),
-            to_last_socket_samples_ms=[round(value * 1000, 3) for value in to_last],
-            per_copy=summary_ms(per_copy),
-            per_copy_quantiles_ms=quantiles_ms(per_copy),
-            out_of_order=tally.out_of_order,
+            **_delivery_figures(tally, sockets, sends, complete),
             elapsed_s=round(elapsed, 2),
-            **_cpu_figures(cpu, client_cpu, delivered),
-            socket_errors=sum(len(socket.errors) for socket in sockets),
+            **_cpu_figures(cpu, client_cpu, sum(tally.count[number] for number in sends)),
         )
         return result
     finally:
@@ -379,6 +363,30 @@ async def fanout(
 
 def fanout_room(size: int) -> str:
     return f"fan-{size}"
+
+
+def _delivery_figures(tally: Tally, sockets: list[Socket], sends: dict[int, float], complete: list[int]) -> dict:
+    """What reached whom of the numbered messages sent (number -> when), and how late: to the
+    last socket over the `complete` messages (those every socket had), and per copy."""
+    delivered = sum(tally.count[number] for number in sends)
+    expected = len(sockets) * len(sends)
+    to_last = [tally.last[number] - sends[number] for number in complete]
+    per_copy = [at - sends[number] for number in sends for at in tally.arrivals[number]]
+    return {
+        "messages": len(sends),
+        "complete_messages": len(complete),
+        "delivered": delivered,
+        "expected": expected,
+        "delivered_pct": round(100 * delivered / expected, 3) if expected else None,
+        "open_at_end": sum(socket.open for socket in sockets),
+        "repeats": tally.repeats,
+        "out_of_order": tally.out_of_order,
+        "to_last_socket": summary_ms(to_last),
+        "to_last_socket_samples_ms": [round(value * 1000, 3) for value in to_last],
+        "per_copy": summary_ms(per_copy),
+        "per_copy_quantiles_ms": quantiles_ms(per_copy),
+        "socket_errors": sum(len(socket.errors) for socket in sockets),
+    }
 
 
 def _cpu_figures(cpu: dict, client_cpu: float, delivered: int) -> dict:
@@ -458,30 +466,14 @@ async def sustained(target, config: Config) -> dict:
         cpu = procstat.cpu_delta(cpu_before, procstat.cpu_by_kind(target.pids))
         client_cpu = time.process_time() - client_before
 
-        delivered = sum(tally.count[number] for number in sends)
-        expected = len(sockets) * len(sends)
         complete = [number for number in sends if tally.count[number] >= len(sockets)]
-        to_last = [tally.last[number] - sends[number] for number in complete]
-        per_copy = [at - sends[number] for number in sends for at in tally.arrivals[number]]
         result.update(
-            messages=len(sends),
-            complete_messages=len(complete),
-            delivered=delivered,
-            expected=expected,
-            delivered_pct=round(100 * delivered / expected, 3) if expected else None,
-            open_at_end=sum(socket.open for socket in sockets),
-            repeats=tally.repeats,
-            out_of_order=tally.out_of_order,
-            to_last_socket=summary_ms(to_last),
-            to_last_socket_samples_ms=[round(value * 1000, 3) for value in to_last],
-            per_copy=summary_ms(per_copy),
-            per_copy_quantiles_ms=quantiles_ms(per_copy),
+            **_delivery_figures(tally, sockets, sends, complete),
             backlog_at_last_send=backlog,
             drain_after_last_send_s=round(max(drained - last_sent, 0.0), 3),
             # How far behind its clock the client sent (its own CPU is one of the 2 cores' load).
             send_lateness=summary_ms(lateness),
-            **_cpu_figures(cpu, client_cpu, delivered),
-            socket_errors=sum(len(socket.errors) for socket in sockets),
+            **_cpu_figures(cpu, client_cpu, sum(tally.count[number] for number in sends)),
         )
         return result
     finally:
