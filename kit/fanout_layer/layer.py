@@ -52,7 +52,7 @@ logger = logging.getLogger("fanout_layer")
 
 Received = tuple[str | None, dict | None]
 # Values a message's shallow copy shares safely with another: none can be changed in place.
-_FLAT = (str, bytes, int, float, bool, type(None))
+_IMMUTABLE = (str, bytes, int, float, bool, type(None))
 NOTHING: Received = (None, None)
 
 # How many left-out channels one warning names; the count is always complete.
@@ -77,6 +77,30 @@ class _Wait:
     timeout: int
 
 
+class _Bodies:
+    """The bodies of one TAKE reply, each unpacked once for all its recipients in the batch
+    (one group message for hundreds of sockets of a daphne; msgpack-python 0.5.6 unpacks in
+    pure Python). Each recipient still gets a message of its own to change: a copy, where a
+    shallow copy is a whole one, else the body unpacked again."""
+
+    def __init__(self, bodies: list[bytes | None]) -> None:
+        self._bodies = bodies
+        self._unpacked: dict[int, dict | None] = {}
+
+    def message(self, index: int) -> dict | None:
+        """Body `index` for one more recipient; None if it could not be decrypted."""
+        body = self._bodies[index]
+        if body is None:
+            return None
+        if index in self._unpacked:
+            shared = self._unpacked[index]
+            return dict(shared) if shared is not None else msgpack.unpackb(body, raw=False)
+        message = msgpack.unpackb(body, raw=False)
+        flat = isinstance(message, dict) and all(isinstance(value, _IMMUTABLE) for value in message.values())
+        self._unpacked[index] = message if flat else None
+        return dict(message) if flat else message
+
+
 class _Waiting:
     """Messages a batched take brought back beyond the one handed out, by receive name.
 
@@ -86,13 +110,13 @@ class _Waiting:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._by_name: dict[str, deque[tuple[str, bytes]]] = {}
+        self._by_name: dict[str, deque[tuple[str, dict]]] = {}
 
-    def put(self, name: str, channel: str, body: bytes) -> None:
+    def put(self, name: str, channel: str, message: dict) -> None:
         with self._lock:
-            self._by_name.setdefault(name, deque()).append((channel, body))
+            self._by_name.setdefault(name, deque()).append((channel, message))
 
-    def pop(self, names: Iterable[str]) -> tuple[str, bytes] | None:
+    def pop(self, names: Iterable[str]) -> tuple[str, dict] | None:
         with self._lock:
             for name in names:
                 queue = self._by_name.get(name)
@@ -135,7 +159,6 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
         self.receive_batch_size = receive_batch_size
         super().__init__(**kwargs)
         self._waiting = _Waiting()
-        self._last_unpacked: tuple[bytes | None, dict | None] = (None, None)
         self._full_lock = threading.Lock()
         self._full_counts: Counter[str] = Counter()
         self._twisted_shards: dict[int, Any] = {}
@@ -284,7 +307,7 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
         channels = list(channels)
         waiting = self._waiting.pop(channels)
         if waiting is not None:
-            return self._unpacked(*waiting)
+            return waiting
         plan = self._receive_plan(channels, block)
         reply = None
         try:
@@ -311,7 +334,7 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
         # daphne's CPU per delivery).
         waiting = self._waiting.pop(channels)
         if waiting is not None:
-            return defer.succeed(self._unpacked(*waiting))
+            return defer.succeed(waiting)
         return self._receive_twisted_from_redis(channels)
 
     @defer.inlineCallbacks
@@ -439,21 +462,21 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
     def _keep(self, keys: list[str], reply: list[Any]) -> Received | None:
         """Unpacks a TAKE reply: returns its first message and keeps the rest waiting."""
         body_count = reply[0]
-        bodies = [self._decrypt(body) for body in reply[1 : 1 + body_count]]
+        bodies = _Bodies([self._decrypt(body) for body in reply[1 : 1 + body_count]])
         items = reply[1 + body_count :]
-        received: list[tuple[str, str, bytes]] = []
+        received: list[tuple[str, str, dict]] = []
         for position in range(0, len(items), 3):
             list_number, local_part, body_number = items[position : position + 3]
-            body = bodies[body_number - 1]
-            if body is not None:
+            message = bodies.message(body_number - 1)
+            if message is not None:
                 name = keys[list_number - 1][len(self.prefix) :]
-                received.append((name, name + local_part.decode("utf8"), body))
+                received.append((name, name + local_part.decode("utf8"), message))
         if not received:
             return None
-        for name, channel, body in received[1:]:
-            self._waiting.put(name, channel, body)
-        _, channel, body = received[0]
-        return self._unpacked(channel, body)
+        for name, channel, message in received[1:]:
+            self._waiting.put(name, channel, message)
+        _, channel, message = received[0]
+        return channel, message
 
     def _decrypt(self, body: bytes) -> bytes | None:
         """Decrypts a body once for all its recipients in a batch; None if it cannot be."""
@@ -467,21 +490,6 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
             # One unreadable message must not cost the rest of the batch.
             logger.error("Dropped a message that none of the symmetric_encryption_keys decrypts")
             return None
-
-    def _unpacked(self, channel: str, body: bytes) -> Received:
-        """The message for one recipient. Each gets a message of its own to change; a body
-        that the batch before handed out (one group message for hundreds of sockets of a
-        daphne) is unpacked once and copied, where a shallow copy is a whole one."""
-        last_body, last_message = self._last_unpacked
-        if body is last_body:
-            return channel, dict(last_message)
-        message = msgpack.unpackb(body, raw=False)
-        if isinstance(message, dict) and all(isinstance(value, _FLAT) for value in message.values()):
-            # The bytes object is kept with the message, so `is` cannot match a new one.
-            self._last_unpacked = (body, dict(message))
-        else:
-            self._last_unpacked = (None, None)
-        return channel, message
 
     def _twisted_shard(self, index: int):
         """The shard's long-lived txredisapi connection, made on first use; it reconnects by itself."""
