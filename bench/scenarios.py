@@ -293,7 +293,7 @@ async def fanout(
     room = fanout_room(size)
     tag = f"fan{size}"
     tally = Tally(tag)
-    specs = [(target.chat_url(index % target.daphne_count), target.cookie(index)) for index in range(size)]
+    specs = _chat_specs(target, size)
     result: dict = {"size": size, "room": room}
     await settle(target, limit=config.settle_limit)
     rss_before = sum(procstat.rss_bytes(pid) for pid in target.daphne_pids)
@@ -316,14 +316,9 @@ async def fanout(
             }
         # Members take turns to send (see SENDS_PER_SOCKET), alternating between the daphnes,
         # among those whose join was answered (the others still count as recipients).
-        joined = [socket for socket in sockets if socket.joined.done()] or sockets
+        joined = _answered(sockets)
         senders = joined[: max(1, -(-(messages + 1) // SENDS_PER_SOCKET))]
-        # Message 0 warms the room up and is not counted.
-        sent = time.time()
-        send(senders[0], _chat_message(room, tag, 0))
-        await tally.wait(0, len(sockets), since=sent, quiet=config.quiet, limit=config.message_limit)
-        await asyncio.sleep(config.quiet)
-        await settle(target, limit=10)
+        await _warm_room(target, senders[0], room, tally, len(sockets), config)
 
         # A server that closes sockets under load (the peer's daphne does, in the crowd) says so here.
         result["open_after_warm_up"] = sum(socket.open for socket in sockets)
@@ -349,11 +344,8 @@ async def fanout(
         cpu = procstat.cpu_delta(cpu_before, procstat.cpu_by_kind(target.pids))
         client_cpu = time.process_time() - client_before
 
-        result.update(
-            **_delivery_figures(tally, sockets, sends, complete),
-            elapsed_s=round(elapsed, 2),
-            **_cpu_figures(cpu, client_cpu, sum(tally.count[number] for number in sends)),
-        )
+        figures = _delivery_figures(tally, sockets, sends, complete)
+        result.update(figures, elapsed_s=round(elapsed, 2), **_cpu_figures(cpu, client_cpu, figures["delivered"]))
         return result
     finally:
         await close_many(sockets, concurrency=config.connect_concurrency)
@@ -363,6 +355,25 @@ async def fanout(
 
 def fanout_room(size: int) -> str:
     return f"fan-{size}"
+
+
+def _chat_specs(target, size: int) -> list[tuple[str, str | None]]:
+    """`size` chat sockets, alternating between the daphnes, each with a user's cookie in turn."""
+    return [(target.chat_url(index % target.daphne_count), target.cookie(index)) for index in range(size)]
+
+
+def _answered(sockets: list[Socket]) -> list[Socket]:
+    """The sockets whose join was answered (all of them if none was: they may be in the room)."""
+    return [socket for socket in sockets if socket.joined.done()] or sockets
+
+
+async def _warm_room(target, sender: Socket, room: str, tally: Tally, members: int, config: Config) -> None:
+    """Message 0, not counted: the first message to a room warms its path up; then the servers settle."""
+    sent = time.time()
+    send(sender, _chat_message(room, tally.tag.decode(), 0))
+    await tally.wait(0, members, since=sent, quiet=config.quiet, limit=config.message_limit)
+    await asyncio.sleep(config.quiet)
+    await settle(target, limit=10)
 
 
 def _delivery_figures(tally: Tally, sockets: list[Socket], sends: dict[int, float], complete: list[int]) -> dict:
@@ -413,7 +424,7 @@ async def sustained(target, config: Config) -> dict:
     """
     size, room, tag = config.sustained_sockets, SUSTAINED_ROOM, "sustained"
     tally = Tally(tag)
-    specs = [(target.chat_url(index % target.daphne_count), target.cookie(index)) for index in range(size)]
+    specs = _chat_specs(target, size)
     result: dict = {
         "size": size,
         "rate_per_s": config.sustained_rate,
@@ -428,13 +439,9 @@ async def sustained(target, config: Config) -> dict:
         if not sockets:
             return result
         await settle(target, limit=config.settle_limit)
-        joined = [socket for socket in sockets if socket.joined.done()] or sockets
+        joined = _answered(sockets)
         senders = joined[: config.sustained_senders]
-        # Message 0 warms the room up and is not counted.
-        sent = time.time()
-        send(senders[0], _chat_message(room, tag, 0))
-        await tally.wait(0, len(sockets), since=sent, quiet=config.quiet, limit=config.message_limit)
-        await settle(target, limit=10)
+        await _warm_room(target, senders[0], room, tally, len(sockets), config)
 
         count = round(config.sustained_rate * config.sustained_seconds)
         backlog = None
@@ -467,13 +474,14 @@ async def sustained(target, config: Config) -> dict:
         client_cpu = time.process_time() - client_before
 
         complete = [number for number in sends if tally.count[number] >= len(sockets)]
+        figures = _delivery_figures(tally, sockets, sends, complete)
         result.update(
-            **_delivery_figures(tally, sockets, sends, complete),
+            figures,
             backlog_at_last_send=backlog,
             drain_after_last_send_s=round(max(drained - last_sent, 0.0), 3),
             # How far behind its clock the client sent (its own CPU is one of the 2 cores' load).
             send_lateness=summary_ms(lateness),
-            **_cpu_figures(cpu, client_cpu, sum(tally.count[number] for number in sends)),
+            **_cpu_figures(cpu, client_cpu, figures["delivered"]),
         )
         return result
     finally:
@@ -490,9 +498,9 @@ async def join_burst(target, config: Config) -> dict:
     and how many replies came within `config.message_limit`."""
     size = config.join_burst
     room = "burst"
-    specs = [(target.chat_url(index % target.daphne_count), target.cookie(index)) for index in range(size)]
+    specs = _chat_specs(target, size)
     await settle(target, limit=config.settle_limit)
-    counts = RoomCounts(room, Tally("burst").on_text)
+    counts = CountsShown(room, Tally("burst").on_text)
     opened = await open_many(specs, on_text=counts.on_text, concurrency=config.connect_concurrency)
     sockets = opened.sockets
     result: dict = {"size": size, "opened": len(sockets), "open_failures": len(opened.failures)}
@@ -521,7 +529,7 @@ async def join_burst(target, config: Config) -> dict:
     return result
 
 
-class RoomCounts:
+class CountsShown:
     """The member count of one room each socket shows, as a page would: from the join reply
     and the presence frames, a frame applying only if its seq is newer than the one shown."""
 
