@@ -677,17 +677,12 @@ def markdown(results: dict, images: dict[str, str | None], folder_name: str) -> 
             if not entry:
                 rows.append([target["label"], f"{size:,}", "not measured"] + [""] * 6)
                 continue
-            opened = _opened_cell(entry)
-            complete = f"{entry.get('complete_messages', 0)}/{entry.get('messages', 0)}"
             rows.append(
                 [
                     target["label"],
                     f"{size:,}",
-                    opened,
-                    _pct(entry.get("delivered_pct")),
-                    complete,
-                    _ms(_get(entry, "to_last_socket", "p50")),
-                    _ms(_get(entry, "to_last_socket", "p99")),
+                    _opened_cell(entry),
+                    *_delivery_cells(entry),
                     _ms(_get(entry, "per_copy", "p50")),
                     _ms(_get(entry, "per_copy", "p99")),
                 ]
@@ -698,10 +693,7 @@ def markdown(results: dict, images: dict[str, str | None], folder_name: str) -> 
                 "",
                 "sockets",
                 "open",
-                "delivered",
-                "messages everywhere",
-                "to last p50",
-                "to last p99",
+                *DELIVERY_HEADERS,
                 "per copy p50",
                 "per copy p99",
             ],
@@ -988,10 +980,7 @@ def _sustained_section(results: dict, targets: list[tuple[str, dict]]) -> list[s
             [
                 target["label"],
                 _opened_cell(sus),
-                _pct(sus["delivered_pct"]),
-                f"{sus['complete_messages']}/{sus['messages']}",
-                _ms(_get(sus, "to_last_socket", "p50")),
-                _ms(_get(sus, "to_last_socket", "p99")),
+                *_delivery_cells(sus),
                 _n(sus["backlog_at_last_send"]),
                 _ms(1000 * sus["drain_after_last_send_s"]),
                 _n(sus["out_of_order"]),
@@ -1019,10 +1008,7 @@ def _sustained_section(results: dict, targets: list[tuple[str, dict]]) -> list[s
             [
                 "",
                 "open",
-                "delivered",
-                "messages everywhere",
-                "to last p50",
-                "to last p99",
+                *DELIVERY_HEADERS,
                 "backlog",
                 "drain",
                 "out of order",
@@ -1040,6 +1026,20 @@ def _count_cell(count: dict | None) -> str:
     if count.get("to_all_right_s") is None:
         return f"never: {count['showing_final']:,} sockets showed {count['final']}"
     return f"{count['to_all_right_s']} s ({count['final']} people)"
+
+
+# The columns every fan-out table has, and their cells (_delivery_cells).
+DELIVERY_HEADERS = ["delivered", "messages everywhere", "to last p50", "to last p99"]
+
+
+def _delivery_cells(entry: dict) -> list[str]:
+    """A fan-out that stopped early (no socket opened) lacks the figures: shown as none."""
+    return [
+        _pct(entry.get("delivered_pct")),
+        f"{entry.get('complete_messages', 0)}/{entry.get('messages', 0)}",
+        _ms(_get(entry, "to_last_socket", "p50")),
+        _ms(_get(entry, "to_last_socket", "p99")),
+    ]
 
 
 def _opened_cell(entry: dict) -> str:
@@ -1074,10 +1074,7 @@ def _crowd_section(results: dict, targets: list[tuple[str, dict]]) -> list[str]:
             [
                 target["label"],
                 f"{_opened_cell(crowd)} in {crowd['open_seconds']:.0f} s",
-                _pct(crowd["delivered_pct"]),
-                f"{crowd['complete_messages']}/{crowd['messages']}",
-                _ms(_get(crowd, "to_last_socket", "p50")),
-                _ms(_get(crowd, "to_last_socket", "p99")),
+                *_delivery_cells(crowd),
                 _kib(_get(crowd, "memory", "bytes_per_socket")),
                 _n(crowd["deliveries_per_cpu_s"]),
                 f"{crowd['cpu_s']:.2f} s ({kinds})",
@@ -1099,10 +1096,7 @@ def _crowd_section(results: dict, targets: list[tuple[str, dict]]) -> list[str]:
             [
                 "",
                 "open",
-                "delivered",
-                "messages everywhere",
-                "to last p50",
-                "to last p99",
+                *DELIVERY_HEADERS,
                 "per idle socket",
                 "deliveries per CPU-second",
                 "server CPU (s)",
