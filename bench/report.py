@@ -253,7 +253,9 @@ def _issue_11_rows(project: dict) -> list[list[str]]:
         if whole and p99 is not None and p99 <= CROWD_P99_MS:
             verdict = "**met**"
         elif not whole:
-            verdict = f"**missed**: not every socket opened or had every message (see the {crowd['size']:,} sockets table)"
+            verdict = (
+                f"**missed**: not every socket opened or had every message (see the {crowd['size']:,} sockets table)"
+            )
         else:
             verdict = "**missed**: " + _fanout_cost(crowd, project)
         rows.append(
