@@ -538,13 +538,17 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
         stats_key = self.stats_prefix + channel
         list_key = self.prefix + channel
         for connection in connections:
-            messages, full = connection.mget(
-                f"{stats_key}:{self.STAT_MESSAGES_COUNT}", f"{stats_key}:{self.STAT_CHANNEL_FULL}"
-            )
+            # One MULTI: a send between separate reads of the count and the list would make
+            # the two disagree, and a rate taken from two such readings (channel_report's
+            # consumed_per_second) count a message consumed that never was.
+            reading = connection.pipeline(transaction=True)
+            reading.mget(f"{stats_key}:{self.STAT_MESSAGES_COUNT}", f"{stats_key}:{self.STAT_CHANNEL_FULL}")
+            reading.llen(list_key)
+            reading.lindex(list_key, 0)
+            (messages, full), pending, oldest = reading.execute()
             statistics[self.STAT_MESSAGES_COUNT] += int(messages or 0)
             statistics[self.STAT_CHANNEL_FULL] += int(full or 0)
-            statistics[self.STAT_MESSAGES_PENDING] += connection.llen(list_key)
-            oldest = connection.lindex(list_key, 0)
+            statistics[self.STAT_MESSAGES_PENDING] += pending
             if oldest:
                 ttl = connection.ttl(self.prefix + oldest.decode("utf8").partition("|")[0])
                 if ttl is not None:
