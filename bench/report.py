@@ -586,7 +586,7 @@ def markdown(results: dict, images: dict[str, str | None], folder_name: str) -> 
         ".venv/bin/python -m bench.run --quick  # small sizes, writes var/bench-quick/ instead",
         "```",
         "",
-        f"`make bench` installs `requirements-bench.txt` into `.venv`, creates `bench/.venv-peer` from "
+        f"`make bench` installs `requirements/bench.txt` into `.venv`, creates `bench/.venv-peer` from "
         f"`bench/requirements-peer.txt`, then runs `.venv/bin/python -m bench.run`. This run: `{results['command']}`. "
         "It starts every process itself on loopback ports (its own `redis-server` each time, never the "
         "machine's Redis or PostgreSQL), bounds every loop in count and time, and leaves no process behind. "

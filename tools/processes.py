@@ -3,7 +3,6 @@ leave nothing behind; and what they use (children, CPU, memory), read through ps
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,39 +11,14 @@ from typing import Callable, List, Optional
 
 import psutil
 
+# The waits are stdlib-only so that make run's launcher and the first-run check can use them too;
+# they are re-exported here, where the tests and bench have always found them.
+from tools.waits import free_port as free_port
+from tools.waits import wait_for_port as wait_for_port
+from tools.waits import wait_until as wait_until
+
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.prefix) / "bin"
-
-
-def wait_until(predicate, *, timeout: float, interval: float = 0.2, message: str = "condition"):
-    """Polls predicate until it returns something truthy; returns that, or raises TimeoutError."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{message} not reached within {timeout}s")
-        time.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for_port(port: int, *, host: str = "127.0.0.1", timeout: float = 20.0, process=None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{process.name} exited with {process.returncode} before listening:\n{process.tail()}")
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listened on {host}:{port} within {timeout}s")
 
 
 def wait_for_healthz(base_url: str, *, timeout: float, describe=lambda: "") -> None:

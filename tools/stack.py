@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from channels1_kit.redis_urls import mask
-from tools.processes import free_port
+from tools.waits import free_port
 
 SITE_DIR = Path(__file__).resolve().parent.parent
 SUPERVISOR_DIR = SITE_DIR / "deploy" / "supervisor"

@@ -69,7 +69,7 @@ def browser():
     loop set as the thread's running loop, so Django refuses database work in that thread
     (SynchronousOnlyOperation). Scoped to the module, it is gone before any other module runs."""
     require(Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM} (set CHROMIUM_EXECUTABLE)")
-    require(sync_playwright is not None, "the playwright package is not installed (requirements-dev.txt)")
+    require(sync_playwright is not None, "the playwright package is not installed (requirements/dev.txt)")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         expect.set_options(timeout=BROWSER_WAIT_MS)

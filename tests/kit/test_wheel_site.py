@@ -36,21 +36,19 @@ def run(args, **kwargs) -> subprocess.CompletedProcess:
     return result
 
 
-def first(*paths: Path) -> Path:
-    return next((path for path in paths if path.exists()), paths[0])
-
-
 def runtime_requirements(tmp: Path) -> list[list[str]]:
-    """pip install argument lists for the site's runtime, as the Makefile installs them."""
-    if django.VERSION >= (3, 0):
-        # Wherever this checkout keeps them (requirements.txt, or requirements/site.txt).
-        site = first(REPO / "requirements.txt", REPO / "requirements" / "site.txt")
-        asgi1 = first(REPO / "requirements-asgi1.txt", REPO / "requirements" / "asgi1.txt")
-        return [["-r", str(site)], ["--no-deps", "-r", str(asgi1)]]
-    # requirements-django22.txt ends with the test tools; the site needs what comes before them.
-    lines = first(REPO / "requirements-django22.txt", REPO / "requirements" / "django22.txt").read_text().splitlines()
-    runtime = lines[: next(i for i, line in enumerate(lines) if line.startswith("# Test tools"))]
+    """pip install argument lists for the site's runtime, as an adopting site takes them: the pins
+    of the checkout's requirements.txt (less its ./kit line: the site installs the kit's wheel),
+    or on Django 2.2 the runtime part of requirements/django22.txt."""
     path = tmp / "requirements-runtime.txt"
+    if django.VERSION >= (3, 0):
+        lines = (REPO / "requirements.txt").read_text().splitlines()
+        path.write_text("\n".join(line for line in lines if line.strip() != "./kit") + "\n")
+        # Complete and resolved, and holding the chosen asgiref conflict: installed as requirements.txt says.
+        return [["--no-deps", "-r", str(path)]]
+    # requirements/django22.txt ends with the test tools; the site needs what comes before them.
+    lines = (REPO / "requirements" / "django22.txt").read_text().splitlines()
+    runtime = lines[: next(i for i, line in enumerate(lines) if line.startswith("# Test tools"))]
     path.write_text("\n".join(runtime) + "\n")
     return [["-r", str(path)]]
 
@@ -99,6 +97,8 @@ class WheelSite(Cluster):
         for args in runtime_requirements(self.workdir):
             run(pip + args)
         run(pip + ["--no-deps", str(wheel)])
+        # As docs/adopting.md has a site check its install: nothing missing but the chosen conflict.
+        run([str(self.bin / "python"), "-m", "channels1_kit.install_check"])
 
     @property
     def env(self) -> dict:

@@ -1,15 +1,15 @@
 """The Heroku build, rehearsed: what heroku/python's buildpack does with this repository.
 
-The buildpack (heroku/heroku-buildpack-python, lib/package_manager.sh and lib/uv.sh) picks its
-package manager by the files at the root: a requirements.txt (or Pipfile, poetry.lock) there
-would make it pip's, so the site's pip files live under requirements/. With uv.lock,
-pyproject.toml and .python-version it installs uv, points UV_PROJECT_ENVIRONMENT at its own
-Python (no managed Pythons, no downloads) and runs `uv sync --locked --no-default-groups
---compile-bytecode`; then (bin/steps/collectstatic) `manage.py collectstatic --noinput`. The test does the same in a
-fresh copy of the checkout with a fresh interpreter environment and the pinned uv.
-
-The pyproject's dependencies and make's requirements files are two lists of the same pins:
-test_the_uv_project_and_the_requirements_files_pin_the_same_set holds them together.
+The buildpack (heroku/heroku-buildpack-python, bin/compile) runs the app's bin/pre_compile hook
+with the app's config vars (lib/hooks.sh, sub_env), then picks its package manager by the files at
+the root (lib/package_manager.sh): exactly one of requirements.txt (pip), Pipfile.lock, poetry.lock
+and uv.lock, or the build fails. Here that is requirements.txt, which it installs with its own pip
+(requirements/pip.txt there: 26.2.1, installed with --isolated) as `pip install -r requirements.txt
+--exists-action=w --no-cache-dir --no-input --progress-bar off` (lib/pip.sh), with no config vars
+but PIP_EXTRA_INDEX_URL. Then bin/steps/collectstatic (the config vars exported, PYTHONPATH=.)
+runs `manage.py collectstatic --noinput --traceback`, and the bin/post_compile hook runs, again
+with the config vars. The test does the same in a fresh copy of the checkout, with a fresh
+interpreter environment and a $HOME of its own, as a build has.
 """
 
 import json
@@ -18,25 +18,19 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
 
 from tools.processes import REPO
 
-# The uv release heroku-buildpack-python pins (its requirements/uv.txt), which the rehearsal installs.
-UV_VERSION = "0.9.28"
-# What the buildpack runs (lib/uv.sh: uv::install_dependencies), outside Heroku CI.
-BUILDPACK_SYNC = ["sync", "--locked", "--no-default-groups", "--compile-bytecode", "--no-progress"]
-# The files that would make the buildpack choose pip, pipenv or poetry instead of uv.
-OTHER_MANAGERS = ("requirements.txt", "Pipfile", "Pipfile.lock", "poetry.lock")
-
-SITE_REQUIREMENTS = REPO / "requirements" / "site.txt"
-ASGI1_REQUIREMENTS = REPO / "requirements" / "asgi1.txt"
+# The pip release heroku-buildpack-python pins (its requirements/pip.txt).
+BUILDPACK_PIP = "26.2.1"
+# lib/package_manager.sh: the files it looks for, and the package manager each one means.
+PACKAGE_MANAGER_FILES = {"Pipfile.lock": "pipenv", "requirements.txt": "pip", "poetry.lock": "poetry", "uv.lock": "uv"}
 
 BUILD_CONFIG = {
-    # app.json's value, and what add-ons and generated secrets give the build's collectstatic.
+    # app.json's value, and what add-ons and generated secrets give the build.
     "DJANGO_SETTINGS_MODULE": "project.settings.prod",
     "DJANGO_SECRET_KEY": "a-production-secret-of-fifty-or-more-characters-0123456789abcdefXYZ",
     "DJANGO_ALLOWED_HOSTS": "myapp.herokuapp.com",
@@ -47,48 +41,35 @@ BUILD_CONFIG = {
 }
 
 
-def requirement_lines(path: Path) -> list[str]:
-    lines = []
-    for line in path.read_text().splitlines():
+def normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name.strip()).lower()
+
+
+def package_managers(app: Path) -> list:
+    """What lib/package_manager.sh finds at the root of the app; the build needs exactly one."""
+    if (app / "Pipfile").exists() and not (app / "Pipfile.lock").exists():
+        return ["pipenv without a lock: a build error"]
+    return [manager for name, manager in PACKAGE_MANAGER_FILES.items() if (app / name).is_file()]
+
+
+def pinned_names() -> set:
+    """The distributions requirements.txt names (the kit by its project name)."""
+    names = set()
+    for line in (REPO / "requirements.txt").read_text().splitlines():
         line = line.split("#", 1)[0].strip()
-        if line:
-            lines.append(line)
-    return lines
+        if line == "./kit":
+            names.add("channels1-kit")
+        elif line:
+            names.add(normalized(re.split(r"[=;<> ]", line, maxsplit=1)[0]))
+    return names
 
 
-def normalized(requirement: str) -> str:
-    name, _, marker = requirement.partition(";")
-    name = re.sub(r"[-_.]+", "-", name.strip()).lower()
-    marker = marker.strip().replace('"', "'")
-    return f"{name}; {marker}" if marker else name
-
-
-def pyproject() -> dict:
-    return tomllib.loads((REPO / "pyproject.toml").read_text())
-
-
-def test_the_uv_project_and_the_requirements_files_pin_the_same_set():
-    project = pyproject()
-    dependencies = project["project"]["dependencies"]
-    pinned = requirement_lines(SITE_REQUIREMENTS) + requirement_lines(ASGI1_REQUIREMENTS)
-
-    assert [normalized(dep) for dep in dependencies] == [normalized(dep) for dep in pinned] + ["channels1-kit"]
-    assert project["tool"]["uv"]["package"] is False
-    assert project["tool"]["uv"]["sources"]["channels1-kit"] == {"path": "kit"}
-    # The one override: asgiref, at requirements/site.txt's pin.
-    asgiref = next(line for line in pinned if normalized(line).startswith("asgiref"))
-    assert project["tool"]["uv"]["override-dependencies"] == [asgiref]
-
-
-def test_the_root_holds_what_makes_the_buildpack_use_uv_and_nothing_that_would_make_it_use_another():
-    for name in ("uv.lock", "pyproject.toml", ".python-version"):
-        assert (REPO / name).is_file(), name
-    for name in OTHER_MANAGERS:
-        assert not (REPO / name).exists(), f"{name} at the root: the buildpack would not use uv.lock"
+def test_the_root_makes_the_buildpack_use_pip_and_python_3_13():
+    assert package_managers(REPO) == ["pip"]
     version = (REPO / ".python-version").read_text().strip()
-    assert re.fullmatch(r"3\.\d+", version)
-    requires = pyproject()["project"]["requires-python"]
-    assert requires == ">=3.11,<3.14" and (3, 11) <= tuple(map(int, version.split("."))) <= (3, 13)
+    assert version == "3.13"
+    for hook in ("pre_compile", "post_compile"):
+        assert os.access(REPO / "bin" / hook, os.X_OK), f"bin/{hook} must be executable"
 
 
 def checkout_copy(destination: Path) -> None:
@@ -117,41 +98,63 @@ def run(command: list, **kwargs) -> subprocess.CompletedProcess:
 def slug(tmp_path_factory):
     """A build of the copy: its Python environment, as the buildpack leaves it."""
     root = tmp_path_factory.mktemp("heroku-build")
-    app, python_home, uv_home = root / "app", root / "python", root / "uv"
+    app, python_home, home = root / "app", root / "python", root / "home"
+    home.mkdir()
     checkout_copy(app)
-    base = getattr(sys, "_base_executable", sys.executable)
-    run([base, "-m", "venv", str(python_home)])
-    run([base, "-m", "venv", str(uv_home)])
-    run([str(uv_home / "bin" / "pip"), "install", "--quiet", f"uv=={UV_VERSION}"])
-
+    # The build's own environment: none of this machine's or this test run's settings, a $HOME
+    # of its own (pip reads its user configuration there), and the buildpack's Python on PATH.
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("DJANGO_", "DATABASE_", "REDIS_", "PYTEST_", "UV_", "VIRTUAL_ENV"))
+        if not key.startswith(("DJANGO_", "DATABASE_", "REDIS_", "PYTEST_", "PIP_", "VIRTUAL_ENV", "XDG_"))
     }
-    env.update(
-        UV_PROJECT_ENVIRONMENT=str(python_home),
-        UV_NO_MANAGED_PYTHON="1",
-        UV_PYTHON_DOWNLOADS="never",
-        UV_CACHE_DIR=str(root / "uv-cache"),
-        PATH=f"{python_home / 'bin'}:{env['PATH']}",
-    )
-    sync = run([str(uv_home / "bin" / "uv"), *BUILDPACK_SYNC], cwd=app, env=env)
+    env.update(HOME=str(home), PATH=f"{python_home / 'bin'}:{env['PATH']}", PYTHONUNBUFFERED="1")
+    # sub_env: the hooks and collectstatic see the app's config vars.
+    with_config = {**env, **BUILD_CONFIG, "BUILD_DIR": str(app)}
 
-    # bin/steps/collectstatic: the app's config vars, PYTHONPATH=., --noinput --traceback.
-    env.update(BUILD_CONFIG, PYTHONPATH=".", DJANGO_STATIC_ROOT=str(root / "staticfiles"), VAR_DIR=str(root / "var"))
-    collectstatic = run(
-        [str(python_home / "bin" / "python"), "manage.py", "collectstatic", "--noinput", "--traceback"],
+    # bin/compile: the pre_compile hook, then the package manager, chosen by what is at the root then.
+    pre_compile = run([str(app / "bin" / "pre_compile")], cwd=app, env=with_config)
+    managers = package_managers(app)
+
+    base = getattr(sys, "_base_executable", sys.executable)
+    run([base, "-m", "venv", str(python_home)])
+    # pip::install_pip: --isolated, so nothing of the app's or the user's pip configuration applies.
+    python = str(python_home / "bin" / "python")
+    pip_pin = f"pip=={BUILDPACK_PIP}"
+    run([python, "-m", "pip", "install", "--isolated", "--no-cache-dir", "--no-input", "--quiet", pip_pin])
+    # pip::install_dependencies.
+    install = run(
+        [
+            "pip",
+            "install",
+            "-r",
+            "requirements.txt",
+            "--exists-action=w",
+            "--no-cache-dir",
+            "--no-input",
+            "--progress-bar",
+            "off",
+            f"--src={root / 'src'}",
+        ],
         cwd=app,
-        env=env,
+        env={**env, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
     )
+    # bin/steps/collectstatic, then the post_compile hook.
+    build_env = {**with_config, "PYTHONPATH": ".", "DJANGO_STATIC_ROOT": str(root / "staticfiles")}
+    build_env["VAR_DIR"] = str(root / "var")
+    collectstatic = run([python, "manage.py", "collectstatic", "--noinput", "--traceback"], cwd=app, env=build_env)
+    post_compile = run([str(app / "bin" / "post_compile")], cwd=app, env=build_env)
     return {
         "app": app,
-        "python": python_home / "bin" / "python",
-        "env": env,
+        "python": python,
+        "env": build_env,
         "root": root,
-        "sync": sync,
+        "home": home,
+        "managers": managers,
+        "pre_compile": pre_compile,
+        "install": install,
         "collectstatic": collectstatic,
+        "post_compile": post_compile,
     }
 
 
@@ -173,10 +176,14 @@ print(json.dumps({
 
 
 @pytest.mark.integration
-def test_the_buildpacks_uv_sync_installs_channels_1_beside_django_5_2_with_the_loader_active(slug):
-    result = run([str(slug["python"]), "-c", REPORT], cwd=slug["app"], env=slug["env"])
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+def test_the_build_uses_pip_and_installs_channels_1_beside_django_5_2_with_the_loader_active(slug):
+    assert slug["managers"] == ["pip"]
+    # The hook's setting is in the build's $HOME, not in the app that becomes the slug.
+    assert "no-deps = true" in (slug["home"] / ".config" / "pip" / "pip.conf").read_text()
+    assert not list(slug["app"].rglob("pip.conf"))
 
+    result = run([slug["python"], "-c", REPORT], cwd=slug["app"], env=slug["env"])
+    report = json.loads(result.stdout.strip().splitlines()[-1])
     versions = report["versions"]
     assert versions["channels"] == "1.1.8"
     assert versions["daphne"] == "1.4.2"
@@ -186,24 +193,48 @@ def test_the_buildpacks_uv_sync_installs_channels_1_beside_django_5_2_with_the_l
     assert versions["asgiref"] == "3.13.0"
     assert any(re.sub(r"[ ()]", "", req).startswith("asgiref~=1.1") for req in report["channels_requires"])
     assert report["loader"] is True
-    # A real install from kit/, its .pth in site-packages: not a pointer into a checkout.
+    # A real install from kit/, its .pth in site-packages: not a pointer into the build directory.
     assert report["kit_editable"] is False
     assert report["settings"] == "project.settings.prod"
 
 
 @pytest.mark.integration
-def test_the_build_has_nothing_but_the_lock_and_collectstatic_gathers_the_static_files(slug):
-    frozen = run([str(slug["python"]), "-m", "pip", "freeze", "--all"], cwd=slug["app"], env=slug["env"]).stdout
+def test_the_build_has_exactly_requirements_txt_and_its_hooks_check_it(slug):
+    frozen = run([slug["python"], "-m", "pip", "freeze", "--all"], cwd=slug["app"], env=slug["env"]).stdout
     # name==version, or name @ file://... for the kit, built from kit/.
     installed = {normalized(re.split(r"==| @ ", line)[0]) for line in frozen.splitlines() if line.strip()}
-    locked = {
-        normalized(package["name"])
-        for package in tomllib.loads((REPO / "uv.lock").read_text())["package"]
-        if package["name"] != "channels1-site"
-    }
-    # colorama and tzdata are Windows-only in the lock; pip is the venv's own.
-    assert installed - {"pip"} == locked - {"colorama", "tzdata"}
+    # Python 3.13: no setuptools of the buildpack's own (it is in requirements.txt), pip its own.
+    assert installed - {"pip"} == pinned_names()
+    assert "the chosen asgiref conflict" in slug["post_compile"].stdout
 
     static = slug["root"] / "staticfiles"
     assert (static / "admin" / "css" / "base.css").is_file()
     assert "static files copied" in slug["collectstatic"].stdout
+
+
+@pytest.mark.integration
+def test_without_the_pre_compile_hook_the_buildpacks_pip_refuses_the_set(slug, tmp_path):
+    """Why bin/pre_compile exists: the same install with pip's resolver fails on the asgiref conflict."""
+    target = tmp_path / "resolved"
+    result = subprocess.run(
+        [
+            slug["python"],
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--isolated",
+            "-r",
+            "requirements.txt",
+            "--target",
+            str(target),
+        ],
+        cwd=slug["app"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "ResolutionImpossible" in result.stderr or "conflicting dependencies" in result.stderr
