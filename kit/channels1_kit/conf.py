@@ -44,10 +44,47 @@ DEFAULTS: Dict[str, Any] = {
     "GRACEFUL_STOP": True,
     # runworker: wait for Redis through an outage instead of exiting.
     "WAIT_FOR_REDIS": True,
+    # daphne, per client (channels1_kit/client_budgets.py): a client is a browser session
+    # (its session cookie) and, always, its address. Handshakes at once, across every daphne,
+    # then HANDSHAKE_RATE a second (0: no handshake budget).
+    "HANDSHAKE_BURST": 20,
+    "HANDSHAKE_RATE": 1,
+    # A client refused this many handshakes within 10 s is sent away for CLIENT_AWAY_SECONDS.
+    "HANDSHAKE_AWAY_AFTER": 20,
+    # Sockets one client may hold open on one daphne (0: no limit).
+    "CLIENT_SOCKETS": 20,
+    # Frames at once, then a second, for all of one client's sockets on one daphne together
+    # (0: no client frame budget). A client refused FLOOD_CLOSE_AFTER of them within 10 s is
+    # sent away: its sockets closed with 4430, its handshakes refused for CLIENT_AWAY_SECONDS.
+    "CLIENT_FRAME_BURST": 100,
+    "CLIENT_FRAME_RATE": 20,
+    # Seconds a client that kept going past its budget is told to stay away.
+    "CLIENT_AWAY_SECONDS": 60,
+    # An address stands for this many clients (people behind one NAT or proxy): its budgets
+    # are this many times a session's.
+    "ADDRESS_CLIENTS": 10,
 }
 
-_NON_NEGATIVE = ("SWEEP_SECONDS", "CLOCK_SKEW_SECONDS", "FRAME_RATE")
-_POSITIVE = ("HEARTBEAT_SECONDS", "MAX_FRAME_BYTES", "ORDER_STALL_SECONDS", "FRAME_BURST", "FLOOD_CLOSE_AFTER")
+_NON_NEGATIVE = (
+    "SWEEP_SECONDS",
+    "CLOCK_SKEW_SECONDS",
+    "FRAME_RATE",
+    "HANDSHAKE_RATE",
+    "CLIENT_SOCKETS",
+    "CLIENT_FRAME_RATE",
+)
+_POSITIVE = (
+    "HEARTBEAT_SECONDS",
+    "MAX_FRAME_BYTES",
+    "ORDER_STALL_SECONDS",
+    "FRAME_BURST",
+    "FLOOD_CLOSE_AFTER",
+    "HANDSHAKE_BURST",
+    "HANDSHAKE_AWAY_AFTER",
+    "CLIENT_FRAME_BURST",
+    "CLIENT_AWAY_SECONDS",
+    "ADDRESS_CLIENTS",
+)
 
 
 def setting(name: str) -> Any:

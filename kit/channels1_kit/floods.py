@@ -79,6 +79,26 @@ class FrameBudget:
                 # Back within budget with room to spare: the next flood is told again.
                 bucket.told = False
             return Verdict(passed=True, order=order - bucket.refused)
+        return self._refused(bucket, now)
+
+    def passing(self, reply_channel: str, order: int) -> Verdict:
+        """A frame of a socket with no budget of its own: passed, numbered past the refused ones."""
+        bucket = self._buckets.get(reply_channel)
+        return Verdict(passed=True, order=order - (bucket.refused if bucket is not None else 0))
+
+    def refuse(self, reply_channel: str) -> None:
+        """A frame this socket's budget had passed but its client's refused (channels1_kit/client_budgets.py,
+        which says what to tell the client): its token given back, and counted as refused so that the
+        orders after it are lowered."""
+        bucket = self._buckets.get(reply_channel)
+        if bucket is None:
+            # No budget of its own (FRAME_RATE 0): kept only to count what its client's refused.
+            bucket = self._buckets[reply_channel] = _Bucket(tokens=0, at=self._now())
+        else:
+            bucket.tokens += 1
+        bucket.refused += 1
+
+    def _refused(self, bucket: _Bucket, now: float) -> Verdict:
         bucket.refused += 1
         if bucket.closing:
             return Verdict(passed=False)

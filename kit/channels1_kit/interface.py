@@ -19,6 +19,10 @@ would never hear another broadcast. InterfaceLayer wraps the configured layer an
   the groups are there too, and the sockets stay open;
 * keeps each socket within its frame budget (channels1_kit/floods.py): a socket that floods
   is told, then closed with 4429, and its frames over budget never reach Redis or a worker;
+* keeps each client within its budget (channels1_kit/client_budgets.py): handshakes, open
+  sockets and frames per session and per address. A handshake over budget is refused with 429
+  and Retry-After, or, for a client sent away, answered here and closed with 4430: either way
+  its websocket.connect never enters Redis, and nothing of that socket after it;
 * keeps a frame larger than CHANNELS1_KIT_MAX_FRAME_BYTES out of Redis: the worker gets its
   size in its place and answers "frame-too-large";
 * answers GET CHANNELS1_KIT_HEALTHZ_PATH (/healthz) itself while Redis cannot be used, 503
@@ -36,9 +40,20 @@ from collections import deque
 from typing import Any, Deque, List, Optional, Set, Tuple
 
 import redis
+from autobahn.websocket.types import ConnectionDeny
 from twisted.internet import defer, task
 
 from channels1_kit import redis_urls, sockets
+from channels1_kit.client_budgets import (
+    AWAY,
+    CLOSE_GO_AWAY,
+    PASS,
+    ClientBudgets,
+    Decision,
+    Identity,
+    away_frame,
+    client_refusal_frame,
+)
 from channels1_kit.conf import setting
 from channels1_kit.floods import CLOSE_TOO_MANY, FrameBudget, refusal_frame
 from channels1_kit.outages import redis_trouble
@@ -48,7 +63,7 @@ logger = logging.getLogger(__name__)
 
 
 class InterfaceLayer:
-    def __init__(self, layer, *, clock=None):
+    def __init__(self, layer, *, clock=None, proxy_headers: bool = False):
         self._layer = layer
         # The heartbeat's scheduler: the reactor, or a twisted.internet.task.Clock in tests.
         self._clock = clock
@@ -64,7 +79,15 @@ class InterfaceLayer:
         self._redis_down = False
         # The cause of the last send Redis refused, until a heartbeat finds Redis usable again.
         self._refusal: Optional[str] = None
-        self._budget = FrameBudget(now=clock.seconds if clock is not None else time.monotonic)
+        now = clock.seconds if clock is not None else time.monotonic
+        self._budget = FrameBudget(now=now)
+        # proxy_headers: daphne was started with --proxy-headers, so X-Forwarded-For names the client.
+        self._clients = ClientBudgets(
+            now=now,
+            connection=lambda: self._layer.connection(0),
+            prefix=getattr(layer, "prefix", "asgi:"),
+            proxy_headers=proxy_headers,
+        )
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._layer, name)
@@ -80,18 +103,28 @@ class InterfaceLayer:
 
     def send(self, channel: str, message: dict) -> None:
         reply_channel = message.get("reply_channel")
-        if channel == "websocket.receive":
-            if FrameBudget.enabled():
-                verdict = self._budget.frame(reply_channel, int(message.get("order", 0)))
-                if not verdict.passed:
-                    self._refuse_frame(reply_channel, tell=verdict.tell, close=verdict.close)
-                    return
-                if verdict.order != message.get("order"):
-                    message = dict(message, order=verdict.order)
+        decision = None
+        if channel in ("websocket.receive", "websocket.disconnect") and self._clients.turned_away(
+            reply_channel, gone=channel == "websocket.disconnect"
+        ):
+            # Answered here, never connected through Redis: no worker may hear of it now.
+            return
+        if channel == "websocket.connect":
+            decision = self._clients.handshake(message)
+            if decision.verdict != PASS:
+                self._turn_away(reply_channel, decision)
+                return
+        elif channel == "websocket.receive":
+            order = self._admit_frame(reply_channel, int(message.get("order", 0)))
+            if order is None:
+                return
+            if order != message.get("order"):
+                message = dict(message, order=order)
             message = self._bounded(message)
         elif channel == "websocket.disconnect":
             # Gone whether or not Redis takes the message: the sweep finds it missing.
             self._sockets.discard(reply_channel)
+            self._clients.closed(reply_channel)
             order = self._budget.renumber(reply_channel, int(message.get("order", 0)))
             if order != message.get("order", 0):
                 message = dict(message, order=order)
@@ -109,6 +142,7 @@ class InterfaceLayer:
             if channel == "websocket.receive":
                 self._sockets.discard(reply_channel)
                 self._budget.forget(reply_channel)
+                self._clients.closed(reply_channel)
             if channel == "http.request" and message.get("path") == setting("HEALTHZ_PATH"):
                 self._answer_unhealthy(reply_channel, error)
                 return
@@ -118,18 +152,78 @@ class InterfaceLayer:
             if channel == "websocket.receive":
                 self._sockets.discard(reply_channel)
                 self._budget.forget(reply_channel)
+                self._clients.closed(reply_channel)
             raise
         if channel == "websocket.connect":
             self._sockets.add(reply_channel)
+            self._clients.opened(reply_channel, decision.identities)
 
-    def _refuse_frame(self, reply_channel: str, *, tell: bool, close: bool) -> None:
-        """A frame over its socket's budget: dropped here; the client told once per flood, or closed."""
+    def _admit_frame(self, reply_channel: str, order: int) -> Optional[int]:
+        """The frame's order as the workers must see it, or None: refused by its socket's budget or its client's."""
+        if FrameBudget.enabled():
+            verdict = self._budget.frame(reply_channel, order)
+        else:
+            verdict = self._budget.passing(reply_channel, order)
+        if not verdict.passed:
+            self._refuse_frame(reply_channel, tell=verdict.tell, close=verdict.close)
+            return None
+        client = self._clients.frame(reply_channel)
+        if not client.passed:
+            self._budget.refuse(reply_channel)
+            if client.send_away is not None:
+                self._send_away(client.send_away)
+            else:
+                self._refuse_frame(reply_channel, tell=client.tell, close=False, client=True)
+            return None
+        return verdict.order
+
+    def _turn_away(self, reply_channel: str, decision: Decision) -> None:
+        """A handshake over its client's budget, answered here: 429, or accepted and closed with 4430."""
+        self._clients.turn_away(reply_channel)
+        if decision.verdict == AWAY:
+            # daphne makes the handshake's Deferred after this send returns: the answer waits a turn.
+            reply = {"accept": True, "text": frame_text(away_frame(decision.retry_after)), "close": CLOSE_GO_AWAY}
+            self._later(lambda: self._answer(reply_channel, reply))
+            return
+        logger.debug("%s refused with 429: %s", reply_channel, decision.why)
+        # daphne 1.4.2 lets ConnectionDeny through to autobahn, whose failHandshake writes its
+        # reason into the status line as it is and takes no headers from it: the one way to send
+        # Retry-After without replacing daphne's protocol class. The text is ours, never the client's.
+        raise ConnectionDeny(429, f"Too Many Requests\r\nRetry-After: {decision.retry_after}")
+
+    def _send_away(self, identity: Identity) -> None:
+        seconds, channels = self._clients.send_away(identity)
+        logger.warning(
+            "%s kept flooding past its client frame budget: sent away for %d s, its %d socket(s) here closed with %d",
+            identity,
+            seconds,
+            len(channels),
+            CLOSE_GO_AWAY,
+        )
+        for channel in channels:
+            self._ready.append((channel, {"text": frame_text(away_frame(seconds)), "close": CLOSE_GO_AWAY}))
+        self._deliver_ready()
+
+    def _answer(self, reply_channel: str, reply: dict) -> None:
+        self._ready.append((reply_channel, reply))
+        self._deliver_ready()
+
+    def _later(self, call) -> None:
+        if self._clock is not None:
+            self._clock.callLater(0, call)
+        else:
+            from twisted.internet import reactor
+
+            reactor.callLater(0, call)
+
+    def _refuse_frame(self, reply_channel: str, *, tell: bool, close: bool, client: bool = False) -> None:
+        """A frame over its socket's or its client's budget: dropped here; the client told once per flood, or closed."""
         if not (tell or close):
             return
         reply: dict = {}
         if tell:
             logger.info("%s is over its frame budget: its frames are dropped until it slows down", reply_channel)
-            reply["text"] = frame_text(refusal_frame())
+            reply["text"] = frame_text(client_refusal_frame() if client else refusal_frame())
         if close:
             logger.warning("%s kept flooding: closing it with %d", reply_channel, CLOSE_TOO_MANY)
             reply["close"] = CLOSE_TOO_MANY
@@ -219,6 +313,8 @@ class InterfaceLayer:
 
     def beat(self) -> None:
         """One heartbeat: the snapshot of open sockets, and a check that no Redis restarted empty."""
+        # Local only, so whether or not Redis answers.
+        self._clients.prune()
         marker = self._marker_key()
         try:
             run_ids, kept = [], []

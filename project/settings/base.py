@@ -199,6 +199,18 @@ CHANNELS1_KIT_FLOOD_CLOSE_AFTER = env_int("WEBSOCKET_FLOOD_CLOSE_AFTER", 100)
 # Every daphne lists its open sockets in Redis this often (channels1_kit/interface.py), and
 # notices a Redis that restarted empty; a daphne silent for three times as long is gone.
 CHANNELS1_KIT_HEARTBEAT_SECONDS = env_int("SOCKET_HEARTBEAT_SECONDS", 10)
+# Per client, enforced by daphne before Redis (channels1_kit/client_budgets.py): a client is a
+# browser session and, always, its address, which stands for WEBSOCKET_ADDRESS_CLIENTS sessions
+# (people behind one NAT). Far above what a person does: a user with a dozen tabs that all
+# reconnect after a deploy stays within them. A load test from one address lifts them with 0.
+CHANNELS1_KIT_HANDSHAKE_BURST = env_int("WEBSOCKET_HANDSHAKE_BURST", 20)
+CHANNELS1_KIT_HANDSHAKE_RATE = env_int("WEBSOCKET_HANDSHAKE_RATE", 1)
+CHANNELS1_KIT_HANDSHAKE_AWAY_AFTER = env_int("WEBSOCKET_HANDSHAKE_AWAY_AFTER", 20)
+CHANNELS1_KIT_CLIENT_SOCKETS = env_int("WEBSOCKET_CLIENT_SOCKETS", 20)
+CHANNELS1_KIT_CLIENT_FRAME_BURST = env_int("WEBSOCKET_CLIENT_FRAME_BURST", 100)
+CHANNELS1_KIT_CLIENT_FRAME_RATE = env_int("WEBSOCKET_CLIENT_FRAME_RATE", 20)
+CHANNELS1_KIT_CLIENT_AWAY_SECONDS = env_int("WEBSOCKET_CLIENT_AWAY_SECONDS", 60)
+CHANNELS1_KIT_ADDRESS_CLIENTS = env_int("WEBSOCKET_ADDRESS_CLIENTS", 10)
 # How often each worker removes the presence and group memberships of gone sockets
 # (channels1_kit/sockets.py); 0 turns it off (`manage.py sweep_sockets` does one sweep).
 CHANNELS1_KIT_SWEEP_SECONDS = env_int("SOCKET_SWEEP_SECONDS", 30)
