@@ -88,7 +88,16 @@
   }
 
   var bridge = new channels.WebSocketBridge();
-  bridge.connect(roomsList.dataset.stream);
+
+  // Sent away (too many connections or frames from this browser): daphne says for how long in
+  // the frame before its close 4430, and the page stays away that long. Its own reconnect is
+  // turned off here, before the close arrives (by then WebSocketBridge would have scheduled one).
+  function stayAway(seconds) {
+    bridge.socket.close(1000, "", { keepClosed: true, fastClose: false });
+    status.textContent = "too many connections: reconnecting in " + seconds + " s";
+    status.dataset.state = "away";
+    window.setTimeout(start, seconds * 1000);
+  }
 
   // A socket that is (re)connecting throws on send: say so, and keep what was typed.
   function sendCommand(command) {
@@ -100,7 +109,12 @@
     return true;
   }
 
-  bridge.listen(function (frame) {
+  function onFrame(frame) {
+    if (frame.error === "too-many-connections") {
+      errors.textContent = frame.message;
+      stayAway(frame.retry_after);
+      return;
+    }
     if (frame.error) {
       errors.textContent = frame.message || frame.error;
       return;
@@ -130,21 +144,27 @@
     } else if (frame.type === "room.renamed") {
       setRenamed(frame.room, frame.slug, frame.title);
     }
-  });
+  }
 
-  bridge.socket.addEventListener("open", function () {
-    status.textContent = "live";
-    status.dataset.state = "open";
-    // A new connection has no rooms yet: join again, asking only for what was missed.
-    Object.keys(joined).forEach(function (slug) {
-      if (roomElement(slug) && roomElement(slug).dataset.deleted) { return; }
-      bridge.send({ command: "join", room: slug, since: joined[slug] });
+  function start() {
+    bridge.connect(roomsList.dataset.stream);
+    bridge.listen(onFrame);
+    bridge.socket.addEventListener("open", function () {
+      status.textContent = "live";
+      status.dataset.state = "open";
+      // A new connection has no rooms yet: join again, asking only for what was missed.
+      Object.keys(joined).forEach(function (slug) {
+        if (roomElement(slug) && roomElement(slug).dataset.deleted) { return; }
+        bridge.send({ command: "join", room: slug, since: joined[slug] });
+      });
     });
-  });
-  bridge.socket.addEventListener("close", function () {
-    status.textContent = "reconnecting…";
-    status.dataset.state = "closed";
-  });
+    bridge.socket.addEventListener("close", function () {
+      if (status.dataset.state === "away") { return; }
+      status.textContent = "reconnecting…";
+      status.dataset.state = "closed";
+    });
+  }
+  start();
 
   roomsList.addEventListener("click", function (event) {
     var room = event.target.closest(".room");

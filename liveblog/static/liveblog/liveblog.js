@@ -98,8 +98,22 @@
   }
 
   var bridge = new channels.WebSocketBridge();
-  bridge.connect(streamPath, undefined, { constructor: CatchUpWebSocket });
-  bridge.listen(function (frame) {
+
+  // Sent away (too many connections or frames from this browser): daphne says for how long in
+  // the frame before its close 4430, and the page stays away that long. Its own reconnect is
+  // turned off here, before the close arrives (by then WebSocketBridge would have scheduled one).
+  function stayAway(seconds) {
+    bridge.socket.close(1000, "", { keepClosed: true, fastClose: false });
+    status.textContent = "too many connections: reconnecting in " + seconds + " s";
+    status.dataset.state = "away";
+    window.setTimeout(start, seconds * 1000);
+  }
+
+  function onFrame(frame) {
+    if (frame.error === "too-many-connections") {
+      stayAway(frame.retry_after);
+      return;
+    }
     if (frame.error) {
       status.textContent = frame.message || frame.error;
       status.dataset.state = "error";
@@ -115,18 +129,24 @@
       document.title = frame.title;
       window.history.replaceState(null, "", frame.url);
     }
-  });
-  bridge.socket.addEventListener("open", function () {
-    status.textContent = "live";
-    status.dataset.state = "open";
-  });
-  bridge.socket.addEventListener("close", function (event) {
-    // 4404: the liveblog is gone (deleted); reconnecting would only be told so again.
-    if (event.code === 4404) {
-      bridge.socket.close(1000, "", { keepClosed: true });
-    }
-    if (status.dataset.state === "error") { return; }
-    status.textContent = "reconnecting…";
-    status.dataset.state = "closed";
-  });
+  }
+
+  function start() {
+    bridge.connect(streamPath, undefined, { constructor: CatchUpWebSocket });
+    bridge.listen(onFrame);
+    bridge.socket.addEventListener("open", function () {
+      status.textContent = "live";
+      status.dataset.state = "open";
+    });
+    bridge.socket.addEventListener("close", function (event) {
+      // 4404: the liveblog is gone (deleted); reconnecting would only be told so again.
+      if (event.code === 4404) {
+        bridge.socket.close(1000, "", { keepClosed: true });
+      }
+      if (status.dataset.state === "error" || status.dataset.state === "away") { return; }
+      status.textContent = "reconnecting…";
+      status.dataset.state = "closed";
+    });
+  }
+  start();
 })();
