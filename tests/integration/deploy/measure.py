@@ -109,6 +109,10 @@ def main() -> None:
         site.values["CHAT_RATE_LIMIT_MESSAGES"] = "100000"
         site.values["WEBSOCKET_FRAME_BURST"] = "100000"
         site.values["WEBSOCKET_FRAME_RATE"] = "100000"
+        # Every socket from one address, at once: the per-client budgets lifted too.
+        site.values["WEBSOCKET_HANDSHAKE_RATE"] = "0"
+        site.values["WEBSOCKET_CLIENT_SOCKETS"] = "0"
+        site.values["WEBSOCKET_CLIENT_FRAME_RATE"] = "0"
         deployment = SupervisorDeployment(site, workers=4, websocket_workers=0, spare_workers=0)
         deployment.start()
         users = [f"user{n}" for n in range(args.sockets)]
