@@ -121,8 +121,18 @@ class _Waiting:
             for name in names:
                 queue = self._by_name.get(name)
                 if queue:
-                    return queue.popleft()
+                    item = queue.popleft()
+                    if not queue:
+                        # Names include each socket's enforce_ordering wait channel: an empty
+                        # queue kept per name would grow a worker by every socket ever parked.
+                        del self._by_name[name]
+                    return item
         return None
+
+    def __len__(self) -> int:
+        """How many names have messages waiting."""
+        with self._lock:
+            return len(self._by_name)
 
     def clear(self) -> None:
         with self._lock:

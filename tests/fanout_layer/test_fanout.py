@@ -195,6 +195,20 @@ def test_receive_takes_a_batch_per_round_trip_and_hands_it_out_one_by_one(make_l
     assert sum(trips.values()) == math.ceil(250 / 100) + 1
 
 
+def test_a_batch_handed_out_leaves_nothing_behind_for_its_channel(make_layer):
+    # A worker reads each socket's enforce_ordering wait channel ("__wait__...?<socket>") once or
+    # twice in the socket's life: what it keeps per channel name must go with the last message.
+    layer = make_layer(receive_batch_size=100)
+    waits = [f"__wait__.daphne.response.AbCd?socket{n}" for n in range(20)]
+    for wait in waits:
+        for order in (2, 3):
+            layer.send(wait, {"order": order})
+    for wait in waits:
+        assert [layer.receive([wait])[1]["order"] for _ in range(2)] == [2, 3]
+        assert layer.receive([wait]) == (None, None)
+    assert len(layer._waiting) == 0
+
+
 @pytest.mark.parametrize(
     "message",
     [{"text": "hello", "count": 1}, {"text": "hello", "headers": [["a", "b"]], "extra": {"k": "v"}}],
