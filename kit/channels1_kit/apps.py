@@ -5,7 +5,9 @@ Every `manage.py runworker` then, through channels' worker_process_ready signal:
 * serves the health channel (channels1_kit/health.py) beside the site's own routing;
 * finishes the message in hand on SIGTERM (channels1_kit/workers.py), CHANNELS1_KIT_GRACEFUL_STOP;
 * waits out a Redis outage instead of exiting (channels1_kit/outages.py), CHANNELS1_KIT_WAIT_FOR_REDIS;
-* sweeps gone sockets every CHANNELS1_KIT_SWEEP_SECONDS (channels1_kit/sockets.py).
+* sweeps gone sockets every CHANNELS1_KIT_SWEEP_SECONDS (channels1_kit/sockets.py);
+* deletes a socket's channel session once its websocket.disconnect has run, and drops (and
+  counts) replies to the sockets of a dead daphne instead of failing on them (channels1_kit/gone.py).
 
 It also brings the management commands channel_report, worker_health and sweep_sockets, and
 refuses, at start, a kit setting it cannot use (channels1_kit/conf.py).
@@ -29,7 +31,7 @@ class Channels1KitConfig(AppConfig):
 
 def prepare_worker(sender, **kwargs) -> None:
     """worker_process_ready receiver: everything the kit does to a runworker (sender) before it runs."""
-    from channels1_kit import health, outages, sockets, workers
+    from channels1_kit import gone, health, outages, sockets, workers
     from channels1_kit.conf import setting
 
     # Before the layer is wrapped, and before Worker.run() reads the router's channels.
@@ -38,4 +40,5 @@ def prepare_worker(sender, **kwargs) -> None:
         workers.stop_after_message_in_hand(sender)
     if setting("WAIT_FOR_REDIS"):
         outages.tolerate_redis_outages(sender)
+    gone.drop_replies_to_gone_sockets(sender)
     sockets.start_sweeper(sender)

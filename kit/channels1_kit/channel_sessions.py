@@ -8,25 +8,43 @@ fsync, before the consumer does anything of its own.
 
 This engine keeps them where the socket's other runtime state already is: in the layer's
 Redis, beside its channels and groups (on the shard `consistent_hash` picks for the key),
-under `<layer prefix>:session:<key>`, expiring with the session's expiry age. A Redis that
-restarts empty loses them with the groups, and daphne closes every socket then (4503), so no
-socket outlives its session. Only channel sessions: HTTP sessions stay in SESSION_ENGINE.
+under `<layer prefix>:session:<key>`. A Redis that restarts empty loses them with the groups,
+and daphne closes every socket then (4503), so no socket outlives its session. Only channel
+sessions: HTTP sessions stay in SESSION_ENGINE.
+
+A socket's session is of no use once the socket is gone, and every page view opens a socket:
+kept for SESSION_COOKIE_AGE (two weeks), they would fill Redis. So each one expires
+CHANNELS1_KIT_CHANNEL_SESSION_SECONDS (minutes) after it was last written, and lives as long
+as its socket because each daphne's heartbeat renews the sessions of the sockets it lists
+(refresh(), from channels1_kit/sockets.py). A socket's websocket.disconnect deletes it
+(channels1_kit/gone.py), and the sweep deletes those of a dead daphne's sockets; one whose
+disconnect never came expires within those minutes.
 
 With a layer that has no Redis (the in-memory layer of tests), they live in this process,
 as that layer's messages do.
 """
 
+import hashlib
+import logging
 import threading
 import time
-from typing import Any, Dict, Optional, Tuple
+from importlib import import_module
+from typing import Any, Dict, Iterable, Optional, Tuple
 
+from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 
-from channels1_kit.conf import channel_layer
+from channels1_kit.conf import channel_layer, setting
+
+logger = logging.getLogger(__name__)
 
 # For a layer without Redis: {key: (expires at, encoded session)}.
 _in_process: Dict[str, Tuple[float, str]] = {}
 _in_process_lock = threading.Lock()
+
+
+def redis_key(layer, session_key: str) -> str:
+    return f"{layer.prefix}:session:{session_key}"
 
 
 class SessionStore(SessionBase):
@@ -35,7 +53,7 @@ class SessionStore(SessionBase):
         layer = channel_layer()
         if not hasattr(layer, "connection"):
             return None, session_key
-        return layer.connection(layer.consistent_hash(session_key)), f"{layer.prefix}:session:{session_key}"
+        return layer.connection(layer.consistent_hash(session_key)), redis_key(layer, session_key)
 
     def load(self) -> dict:
         if self.session_key is not None:
@@ -61,8 +79,12 @@ class SessionStore(SessionBase):
     def save(self, must_create: bool = False) -> None:
         if self.session_key is None:
             return self.create()
-        data = self.encode(self._get_session(no_load=must_create))
-        seconds = max(int(self.get_expiry_age()), 1)
+        session = self._get_session(no_load=must_create)
+        data = self.encode(session)
+        # Not SESSION_COOKIE_AGE: a socket's session lives as long as the socket (its daphne
+        # renews it) and a few minutes more; unless whoever made it set an expiry of its own.
+        expiry = self.get_expiry_age() if "_session_expiry" in session else setting("CHANNEL_SESSION_SECONDS")
+        seconds = max(int(expiry), 1)
         redis, key = self._where(self.session_key)
         if redis is not None:
             # SET NX for a new session, so that two workers creating the same one cannot both
@@ -105,3 +127,63 @@ class SessionStore(SessionBase):
     @classmethod
     def clear_expired(cls) -> None:
         """Nothing to do: Redis expires each key itself (and the in-process store on reading)."""
+
+
+def session_key_for(reply_channel: str) -> str:
+    """The session key channels 1.1.8 gives a socket's channel session: see
+    channels.sessions.session_for_reply_channel, which only hands out a loaded store."""
+    return "chn" + hashlib.sha1(reply_channel.encode("utf8")).hexdigest()[:29]
+
+
+def engine_in_use() -> bool:
+    """Whether the site keeps its channel sessions here (CHANNEL_SESSION_ENGINE)."""
+    return getattr(settings, "CHANNEL_SESSION_ENGINE", settings.SESSION_ENGINE) == __name__
+
+
+def forget(reply_channels: Iterable[str]) -> int:
+    """Deletes the channel sessions of these sockets, in whatever CHANNEL_SESSION_ENGINE keeps
+    them (database sessions too); returns how many sockets it was asked about."""
+    engine = import_module(getattr(settings, "CHANNEL_SESSION_ENGINE", settings.SESSION_ENGINE))
+    count = 0
+    for reply_channel in reply_channels:
+        engine.SessionStore().delete(session_key_for(reply_channel))
+        count += 1
+    return count
+
+
+# EXPIRE of every key given, in one command: a daphne with 10,000 sockets renews them all in
+# about 15 ms of Redis time, where a pipeline of EXPIREs costs redis-py 2.10 four times that.
+_RENEW = """
+local renewed = 0
+for _, key in ipairs(KEYS) do
+    renewed = renewed + redis.call('EXPIRE', key, ARGV[1])
+end
+return renewed
+"""
+RENEW_SLICE = 2000
+# When each daphne of this process last renewed its sockets' sessions (one daphne per process).
+_renewed_at: Dict[str, float] = {}
+
+
+def refresh(layer, daphne: str, reply_channels: Iterable[str], *, now: float) -> Optional[int]:
+    """Renews the channel sessions of a daphne's open sockets, if a third of their expiry has
+    passed since it last did; returns how many existed, or None if none was due.
+
+    EXPIRE only: a session deleted meanwhile (its disconnect ran) stays deleted, and a socket
+    whose connect no worker has handled yet gets none.
+    """
+    seconds = max(int(setting("CHANNEL_SESSION_SECONDS")), 1)
+    if not engine_in_use() or not hasattr(layer, "connection") or now - _renewed_at.get(daphne, 0) < seconds / 3:
+        return None
+    by_shard: Dict[int, list] = {}
+    for reply_channel in reply_channels:
+        session_key = session_key_for(reply_channel)
+        by_shard.setdefault(layer.consistent_hash(session_key), []).append(redis_key(layer, session_key))
+    renewed = 0
+    for index, keys in by_shard.items():
+        renew = layer.connection(index).register_script(_RENEW)
+        # A few thousand at a time: Redis serves no one else while a script runs.
+        for first in range(0, len(keys), RENEW_SLICE):
+            renewed += renew(keys=keys[first : first + RENEW_SLICE], args=[seconds])
+    _renewed_at[daphne] = now
+    return renewed

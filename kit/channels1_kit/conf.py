@@ -22,6 +22,10 @@ DEFAULTS: Dict[str, Any] = {
     "SWEEP_SECONDS": 30,
     # How far apart the clocks of the daphne and worker hosts may be.
     "CLOCK_SKEW_SECONDS": 10,
+    # A socket's channel session (channels1_kit/channel_sessions.py) expires this long after
+    # its last write; its daphne renews it while the socket is open, its disconnect deletes it.
+    # At least three heartbeats.
+    "CHANNEL_SESSION_SECONDS": 300,
     # daphne: a WebSocket frame larger than this never enters Redis ("frame-too-large").
     "MAX_FRAME_BYTES": 65536,
     # runworker: a socket whose frames wait this long for one that was lost is closed with
@@ -106,6 +110,17 @@ def check() -> None:
             raise ImproperlyConfigured(f"{PREFIX}{name} must be a non-empty string")
     if not setting("HEALTHZ_PATH").startswith("/"):
         raise ImproperlyConfigured(f"{PREFIX}HEALTHZ_PATH must start with /, not {setting('HEALTHZ_PATH')!r}")
+    session_seconds = setting("CHANNEL_SESSION_SECONDS")
+    # daphne renews its sockets' sessions on a heartbeat: a shorter expiry would end them between two.
+    if isinstance(session_seconds, bool) or not isinstance(session_seconds, int | float):
+        raise ImproperlyConfigured(
+            f"{PREFIX}CHANNEL_SESSION_SECONDS must be a number of seconds, not {session_seconds!r}"
+        )
+    if session_seconds < 3 * setting("HEARTBEAT_SECONDS"):
+        raise ImproperlyConfigured(
+            f"{PREFIX}CHANNEL_SESSION_SECONDS must be at least three heartbeats "
+            f"({3 * setting('HEARTBEAT_SECONDS')} s), not {session_seconds!r}"
+        )
     unknown = sorted(name for name in dir(settings) if name.startswith(PREFIX) and name[len(PREFIX) :] not in DEFAULTS)
     if unknown:
         raise ImproperlyConfigured(f"Unknown kit setting(s): {', '.join(unknown)} (see docs/adopting.md)")

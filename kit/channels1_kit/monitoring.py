@@ -19,12 +19,16 @@ Per channel:
 * channel_full_total: sends refused because the channel was full (ChannelFull), since
   the counters started. Any rise is lost work: a WebSocket closed by daphne, or a group
   message left out for some sockets.
+* replies_dropped_gone (a daphne's reply channel only): replies the workers dropped because
+  that daphne is gone (killed or restarted; channels1_kit/gone.py), counted for an hour after
+  the last; in all, replies_dropped_to_gone_sockets. Expected around a restart; they cost
+  nobody anything, so they are no reason to scale.
 """
 
 import time
 from typing import Dict, Iterable, List
 
-from channels1_kit import health
+from channels1_kit import gone, health
 from channels1_kit.conf import channel_layer, layer_wrapper
 
 # The channels daphne feeds, in the order a report lists them. Only those the routing
@@ -85,7 +89,8 @@ def channel_report(*, interval: float = 1.0) -> dict:
     """
     if not 0 < interval <= MAX_INTERVAL:
         raise ValueError(f"interval must be more than 0 and at most {MAX_INTERVAL:g} seconds")
-    channels = routed_channels() + reply_channels()
+    replies = reply_channels()
+    channels = routed_channels() + replies
     layer = channel_layer()
     first = channel_statistics(channels)
     started = time.monotonic()
@@ -106,11 +111,15 @@ def channel_report(*, interval: float = 1.0) -> dict:
             "messages_total": after["messages_count"],
             "channel_full_total": after["channel_full_count"],
         }
+    dropped_total, dropped = gone.dropped_statistics(layer, replies)
+    for name, count in dropped.items():
+        report[name]["replies_dropped_gone"] = count
     totals = layer.global_statistics()
     return {
         "channels": report,
         "backlog": sum(row["backlog"] for name, row in report.items() if not name.endswith("!")),
         "messages_total": totals["messages_count"],
         "channel_full_total": totals["channel_full_count"],
+        "replies_dropped_to_gone_sockets": dropped_total,
         "interval": round(elapsed, 3),
     }

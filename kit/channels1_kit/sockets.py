@@ -18,6 +18,13 @@ Each runworker sweeps every CHANNELS1_KIT_SWEEP_SECONDS in a thread (start_sweep
 `manage.py sweep_sockets` sweeps once. Only channels of daphne processes are judged;
 anything else (a test client's channel) is never taken for gone.
 
+What the layer keeps per socket goes too (forget_sockets): its channel session, and the
+statistics of its enforce_ordering wait channel (an hour's worth of keys per socket
+otherwise). A disconnect removes them (channels1_kit/gone.py); the sweep removes those of a
+dead daphne's sockets, none of whose disconnects can still be on their way; the sessions of
+any other socket whose disconnect was lost expire on their own, since no daphne renews them
+(write_snapshot renews the open sockets' ones).
+
 The kit knows no app: each app registers, from its AppConfig.ready(), the groups it puts
 sockets in and, if it keeps rows per socket (presence, say), how to list and forget them:
 
@@ -40,6 +47,7 @@ from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Tuple
 
 from django.db import connection as db_connection
 
+from channels1_kit import channel_sessions
 from channels1_kit.conf import channel_layer, setting
 from channels1_kit.outages import REDIS_ERRORS
 from channels1_kit.websocket import CLOSE_RECONNECT
@@ -67,11 +75,48 @@ def dead_after() -> int:
 
 
 def write_snapshot(layer, daphne: str, sockets: Iterable[str], *, now: float) -> None:
-    """Records that the daphne `daphne` has exactly these sockets open (full channel names) now."""
-    local_parts = sorted(channel[len(daphne) :] for channel in sockets if channel.startswith(daphne))
+    """Records that the daphne `daphne` has exactly these sockets open (full channel names) now,
+    and keeps their channel sessions from expiring while they are."""
+    own = [channel for channel in sockets if channel.startswith(daphne)]
+    local_parts = sorted(channel[len(daphne) :] for channel in own)
     layer.connection(0).set(
         snapshot_key(layer, daphne), json.dumps({"at": now, "sockets": local_parts}), ex=max(dead_after(), 1)
     )
+    channel_sessions.refresh(layer, daphne, own, now=now)
+
+
+def daphne_dead(layer, daphne: str) -> bool:
+    """Whether the daphne process `daphne` is dead: no snapshot of it, while Redis has been up
+    for longer than a daphne may go without writing one (else Redis may just have lost it)."""
+    redis = layer.connection(0)
+    if redis.exists(snapshot_key(layer, daphne)):
+        return False
+    return float(redis.info("server")["uptime_in_seconds"]) >= dead_after()
+
+
+def forget_sockets(layer, reply_channels: Iterable[str]) -> int:
+    """Deletes what the layer keeps for each of these sockets, gone: its channel session and
+    its enforce_ordering wait channel's statistics. Returns how many sockets."""
+    from channels.sessions import wait_channel_name
+
+    reply_channels = list(reply_channels)
+    channel_sessions.forget(reply_channels)
+    stats_prefix = getattr(layer, "stats_prefix", None)
+    if stats_prefix is not None and reply_channels:
+        stats = [
+            getattr(layer, "STAT_MESSAGES_COUNT", "messages_count"),
+            getattr(layer, "STAT_CHANNEL_FULL", "channel_full_count"),
+        ]
+        by_shard: Dict[int, List[str]] = {}
+        for reply_channel in reply_channels:
+            # asgi_redis and fanout_layer count a wait channel ("?": one reader) on the shard it hashes to.
+            wait = wait_channel_name(reply_channel)
+            by_shard.setdefault(layer.consistent_hash(wait), []).extend(
+                f"{stats_prefix}{wait}:{stat}" for stat in stats
+            )
+        for index, keys in by_shard.items():
+            layer.connection(index).delete(*keys)
+    return len(reply_channels)
 
 
 @dataclass(frozen=True)
@@ -218,6 +263,8 @@ class SweepReport:
     memberships: int = 0
     dead_daphnes: List[str] = field(default_factory=list)
     legacy_closed: int = 0
+    # Sockets of dead daphnes whose channel session and wait statistics were deleted.
+    sessions: int = 0
 
     def as_dict(self) -> dict:
         return {
@@ -225,6 +272,7 @@ class SweepReport:
             "memberships": self.memberships,
             "dead_daphnes": self.dead_daphnes,
             "legacy_closed": self.legacy_closed,
+            "sessions": self.sessions,
         }
 
 
@@ -237,22 +285,37 @@ def sweep(layer=None, *, now: Optional[float] = None) -> SweepReport:
     members = {group: group_members(layer, group) for group in swept_groups()}
     channels = rows + [channel for pairs in members.values() for channel, _ in pairs]
     liveness = read_liveness(layer, filter(None, map(daphne_of, channels)), now=now)
+    found_gone = set()
+
+    def gone(channel: str, since: float) -> bool:
+        if liveness.gone(channel, since):
+            found_gone.add(channel)
+            return True
+        return False
+
     report = SweepReport()
     for app in apps:
         if app.forget is not None:
-            report.rows += app.forget(gone=liveness.gone)
+            report.rows += app.forget(gone=gone)
     for group, pairs in members.items():
         for channel, since in pairs:
-            if liveness.gone(channel, since):
+            if gone(channel, since):
                 layer.group_discard(group, channel)
                 report.memberships += 1
     report.dead_daphnes = sorted(liveness.gone_daphnes)
+    # Only a dead daphne's: a socket that a live daphne no longer lists may have its disconnect
+    # in a worker's hands right now, which would fail to save a session deleted under it. The
+    # other ones' sessions expire by themselves.
+    report.sessions = forget_sockets(
+        layer, sorted(channel for channel in found_gone if daphne_of(channel) in liveness.gone_daphnes)
+    )
     report.legacy_closed = close_legacy_groups(layer)
     if report.rows or report.memberships:
         logger.info(
-            "Swept gone sockets: %d row(s), %d group membership(s); dead daphnes: %s",
+            "Swept gone sockets: %d row(s), %d group membership(s), %d channel session(s); dead daphnes: %s",
             report.rows,
             report.memberships,
+            report.sessions,
             ", ".join(report.dead_daphnes) or "none",
         )
     return report

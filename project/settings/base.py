@@ -185,6 +185,9 @@ if CHANNEL_LAYERS["default"]["BACKEND"] == FANOUT_LAYER:
 # write per frame (channels1_kit/channel_sessions.py). HTTP sessions stay in the database.
 # CHANNEL_SESSION_ENGINE=django.contrib.sessions.backends.db puts them back there.
 CHANNEL_SESSION_ENGINE = os.environ.get("CHANNEL_SESSION_ENGINE", "channels1_kit.channel_sessions")
+# There, a socket's session expires this many seconds after its last write unless its daphne
+# renews it (every open socket's, each heartbeat it is due); its disconnect deletes it sooner.
+CHANNELS1_KIT_CHANNEL_SESSION_SECONDS = env_int("CHANNEL_SESSION_SECONDS", 300)
 CHANNELS1_KIT_MAX_FRAME_BYTES = env_int("WEBSOCKET_MAX_FRAME_BYTES", 65536)
 # A socket whose frames have been parked this long, waiting for one that was lost with a
 # killed worker, is closed so that it reconnects (channels1_kit/websocket.py close_if_stalled).

@@ -52,7 +52,8 @@ def test_a_saved_session_is_read_back_by_another_store(layer):
     assert not again.exists("chn" + "b" * 29)
 
 
-def test_it_lives_in_the_layers_redis_under_its_prefix_and_expires_with_the_session(redis_server, monkeypatch):
+@override_settings(CHANNELS1_KIT_CHANNEL_SESSION_SECONDS=120)
+def test_it_lives_in_the_layers_redis_under_its_prefix_for_minutes_not_the_cookie_age(redis_server, monkeypatch):
     layer = FanoutRedisChannelLayer(hosts=[redis_server.url], prefix="sessions-test:")
     monkeypatch.setattr(channel_sessions, "channel_layer", lambda: layer)
     store = socket_store("chn" + "c" * 29)
@@ -61,7 +62,7 @@ def test_it_lives_in_the_layers_redis_under_its_prefix_and_expires_with_the_sess
 
     redis = layer.connection(layer.consistent_hash(store.session_key))
     ttl = redis.ttl(f"sessions-test::session:{store.session_key}")
-    assert 0 < ttl <= store.get_expiry_age()
+    assert 110 < ttl <= 120
     layer.flush()
 
 
@@ -111,3 +112,47 @@ def test_channels_finds_a_sockets_session_again_by_its_reply_channel(layer):
     session.save()
 
     assert dict(session_for_reply_channel(REPLY).load()) == {"next_order": 3}
+
+
+@override_settings(CHANNEL_SESSION_ENGINE="channels1_kit.channel_sessions")
+def test_a_sockets_session_key_is_the_one_channels_gives_it(layer):
+    assert channel_sessions.session_key_for(REPLY) == session_for_reply_channel(REPLY).session_key
+
+
+@override_settings(CHANNEL_SESSION_ENGINE="channels1_kit.channel_sessions")
+def test_forget_deletes_the_sessions_of_the_sockets_named(layer):
+    for reply in (REPLY, REPLY + "2"):
+        session_for_reply_channel(reply).save(must_create=True)
+
+    channel_sessions.forget([REPLY])
+
+    assert not channel_sessions.SessionStore().exists(channel_sessions.session_key_for(REPLY))
+    assert channel_sessions.SessionStore().exists(channel_sessions.session_key_for(REPLY + "2"))
+
+
+@override_settings(CHANNEL_SESSION_ENGINE="channels1_kit.channel_sessions", CHANNELS1_KIT_CHANNEL_SESSION_SECONDS=90)
+def test_a_daphne_renews_its_open_sockets_sessions_once_a_third_of_their_expiry_has_passed(redis_server, monkeypatch):
+    layer = FanoutRedisChannelLayer(hosts=[redis_server.url], prefix="sessions-test:")
+    monkeypatch.setattr(channel_sessions, "channel_layer", lambda: layer)
+    monkeypatch.setattr(channel_sessions, "_renewed_at", {})
+    daphne = REPLY.partition("!")[0] + "!"
+    open_, closed = daphne + "open", daphne + "closed"
+    for reply in (open_, closed):
+        session_for_reply_channel(reply).save(must_create=True)
+    redis = layer.connection(0)
+    key = lambda reply: channel_sessions.redis_key(layer, channel_sessions.session_key_for(reply))  # noqa: E731
+    for reply in (open_, closed):
+        redis.expire(key(reply), 10)
+    channel_sessions.forget([closed])
+
+    # The open socket's is renewed to the whole expiry; the deleted one is not brought back.
+    assert channel_sessions.refresh(layer, daphne, [open_, closed], now=1000.0) == 1
+    assert redis.ttl(key(open_)) > 80
+    assert not redis.exists(key(closed))
+    # Not again until 30 s (a third of 90) have passed.
+    redis.expire(key(open_), 10)
+    assert channel_sessions.refresh(layer, daphne, [open_], now=1029.0) is None
+    assert redis.ttl(key(open_)) <= 10
+    assert channel_sessions.refresh(layer, daphne, [open_], now=1030.0) == 1
+    assert redis.ttl(key(open_)) > 80
+    layer.flush()

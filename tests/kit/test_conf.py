@@ -26,6 +26,9 @@ def test_unset_settings_take_the_documented_defaults():
         ("CHANNELS1_KIT_HEALTHZ_PATH", "healthz", "must start with /"),
         ("CHANNELS1_KIT_HEALTH_CHANNEL", "", "non-empty string"),
         ("CHANNELS1_KIT_SWEEP_SECOND", 5, "Unknown kit setting(s): CHANNELS1_KIT_SWEEP_SECOND"),
+        ("CHANNELS1_KIT_CHANNEL_SESSION_SECONDS", "5m", "must be a number of seconds"),
+        # Renewed by daphne's heartbeat (10 s): shorter than three would end open sockets' sessions.
+        ("CHANNELS1_KIT_CHANNEL_SESSION_SECONDS", 20, "at least three heartbeats (30 s)"),
     ],
 )
 def test_a_setting_the_kit_cannot_use_is_refused_by_name(name, value, says):

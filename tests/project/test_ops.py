@@ -47,6 +47,9 @@ def test_the_report_derives_rates_from_two_readings_of_the_counters(monkeypatch)
     }
     # A daphne's reply channel is listed, but its backlog is the daphne's, not the workers'.
     assert report["channels"]["daphne.response.abc!"]["backlog"] == 1
+    # With the replies dropped because that daphne is gone (channels1_kit/gone.py): none here.
+    assert report["channels"]["daphne.response.abc!"]["replies_dropped_gone"] == 0
+    assert report["replies_dropped_to_gone_sockets"] == 0
     assert report["backlog"] == 30
     assert (report["messages_total"], report["channel_full_total"], report["interval"]) == (139, 2, 2.0)
 

@@ -129,21 +129,55 @@ class SweepTests(TransactionChannelTestCase):
         self.assertEqual(self.members(LOBBY_GROUP), {LIVE + "alice"})
         self.assertEqual(self.members(self.blog.group_name), {LIVE + "page"})
         # bob had two sockets in the room (bob, bob2): two presences; five memberships in all.
-        self.assertEqual(report.as_dict(), {"rows": 2, "memberships": 5, "dead_daphnes": [DEAD], "legacy_closed": 0})
+        self.assertEqual(
+            report.as_dict(),
+            {"rows": 2, "memberships": 5, "dead_daphnes": [DEAD], "legacy_closed": 0, "sessions": 2},
+        )
+
+    def test_the_sweep_deletes_the_channel_sessions_and_wait_statistics_of_a_dead_daphnes_sockets_only(self):
+        from channels.sessions import session_for_reply_channel, wait_channel_name
+
+        def session_of(channel: str):
+            return session_for_reply_channel(channel)
+
+        for channel in (LIVE + "alice", LIVE + "bob", DEAD + "bob2"):
+            session_of(channel).save(must_create=True)
+        self.open_socket(LIVE + "alice", self.alice)
+        self.open_socket(LIVE + "bob", self.bob)  # closed, its disconnect maybe in a worker's hands
+        self.open_socket(DEAD + "bob2", self.bob)
+        # What enforce_ordering's wait channel leaves for an hour: the layer's statistics of it.
+        wait_count = f"{self.layer.stats_prefix}{wait_channel_name(DEAD + 'bob2')}:messages_count"
+        self.layer.connection(self.layer.consistent_hash(wait_channel_name(DEAD + "bob2"))).set(wait_count, 3)
+        sockets.write_snapshot(self.layer, LIVE, [LIVE + "alice"], now=time.time())
+
+        with override_settings(CHANNELS1_KIT_HEARTBEAT_SECONDS=0):
+            report = sockets.sweep(self.layer, now=time.time())
+
+        self.assertEqual(report.sessions, 1)
+        self.assertFalse(session_of(DEAD + "bob2").exists(session_of(DEAD + "bob2").session_key))
+        self.assertFalse(self.layer.connection(0).exists(wait_count))
+        # The live daphne's sockets keep theirs: the closed one's expires by itself.
+        for channel in (LIVE + "alice", LIVE + "bob"):
+            self.assertTrue(session_of(channel).exists(session_of(channel).session_key), channel)
 
     def test_a_second_sweep_finds_nothing_more(self):
         self.open_socket(DEAD + "bob", self.bob)
         with override_settings(CHANNELS1_KIT_HEARTBEAT_SECONDS=0):
             sockets.sweep(self.layer, now=time.time())
             again = sockets.sweep(self.layer, now=time.time())
-        self.assertEqual(again.as_dict(), {"rows": 0, "memberships": 0, "dead_daphnes": [], "legacy_closed": 0})
+        self.assertEqual(
+            again.as_dict(), {"rows": 0, "memberships": 0, "dead_daphnes": [], "legacy_closed": 0, "sessions": 0}
+        )
 
     def test_a_daphne_that_never_wrote_a_snapshot_loses_its_sockets_once_redis_has_been_up_long_enough(self):
         self.open_socket(DEAD + "bob", self.bob)
         self.open_socket(DEAD + "page")
         with override_settings(CHANNELS1_KIT_HEARTBEAT_SECONDS=0):  # dead after 0 s: the server is old enough
             report = sockets.sweep(self.layer, now=time.time())
-        self.assertEqual(report.as_dict(), {"rows": 1, "memberships": 3, "dead_daphnes": [DEAD], "legacy_closed": 0})
+        self.assertEqual(
+            report.as_dict(),
+            {"rows": 1, "memberships": 3, "dead_daphnes": [DEAD], "legacy_closed": 0, "sessions": 2},
+        )
         self.assertFalse(Presence.objects.exists())
         self.assertEqual(self.members(self.blog.group_name), set())
 
@@ -207,8 +241,10 @@ def test_the_sweep_sockets_command_sweeps_once_and_prints_what_it_removed():
     from django.core.management import call_command
 
     out = StringIO()
-    report = sockets.SweepReport(rows=2, memberships=5, dead_daphnes=[DEAD])
+    report = sockets.SweepReport(rows=2, memberships=5, dead_daphnes=[DEAD], sessions=3)
     with mock.patch.object(sockets, "sweep", return_value=report) as sweep:
         call_command("sweep_sockets", stdout=out)
     sweep.assert_called_once_with()
-    assert out.getvalue().strip() == f'{{"dead_daphnes": ["{DEAD}"], "legacy_closed": 0, "memberships": 5, "rows": 2}}'
+    assert out.getvalue().strip() == (
+        f'{{"dead_daphnes": ["{DEAD}"], "legacy_closed": 0, "memberships": 5, "rows": 2, "sessions": 3}}'
+    )

@@ -31,12 +31,17 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(report, indent=2, sort_keys=True))
             return
         width = max(len(name) for name in report["channels"]) + 2
-        self.stdout.write(f"{'channel':<{width}}{'backlog':>9}{'oldest s':>10}{'in/s':>9}{'out/s':>9}{'full':>7}")
+        self.stdout.write(
+            f"{'channel':<{width}}{'backlog':>9}{'oldest s':>10}{'in/s':>9}{'out/s':>9}{'full':>7}{'gone':>7}"
+        )
         for name, row in report["channels"].items():
+            # gone: replies dropped because the daphne of this reply channel is gone.
             self.stdout.write(
                 f"{name:<{width}}{row['backlog']:>9}{row['oldest_message_age']:>10}"
                 f"{row['messages_per_second']:>9}{row['consumed_per_second']:>9}{row['channel_full_total']:>7}"
+                f"{row.get('replies_dropped_gone', ''):>7}"
             )
         self.stdout.write(
-            f"backlog for the workers: {report['backlog']}; ChannelFull in all: {report['channel_full_total']}"
+            f"backlog for the workers: {report['backlog']}; ChannelFull in all: {report['channel_full_total']}; "
+            f"replies dropped to gone sockets: {report['replies_dropped_to_gone_sockets']}"
         )
