@@ -11,7 +11,7 @@ from pathlib import Path
 
 import matplotlib
 
-from .scenarios import FLOOD_FRAMES_PER_S, FLOOD_RECONNECT_S
+from .scenarios import FLOOD_FRAMES_PER_S, FLOOD_RECONNECT_S, RECONNECT_FRAMES, RECONNECT_LOOPS
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -31,6 +31,17 @@ SUSTAINED_P99_MS = 100.0
 CROWD_P99_MS = 1000.0
 CROWD_KIB_PER_SOCKET = 10.0
 DELIVERIES_PER_CPU_S = 12_500
+# Issue 18: one client reconnecting in a loop may slow a bystander's echo (p50) by this much at
+# most, with no round trip lost; after the first round of churn, Redis keys and the daphnes'
+# and workers' memory stay level: the keys within CHURN_KEYS_SLACK (or 5%) of the first
+# round's, the memory within CHURN_MIB_PER_ROUND a round.
+RECONNECT_SLOWDOWN = 2.0
+CHURN_KEYS_SLACK = 50
+CHURN_MIB_PER_ROUND = 0.5
+RECONNECT_FLOODS = (
+    ("echo_reconnect_user", "a logged-in client"),
+    ("echo_reconnect_anonymous", "an anonymous client"),
+)
 
 ORDER = ["fanout", "stock", "peer"]
 COLORS = {"fanout": "#1b9e77", "stock": "#d95f02", "peer": "#7570b3"}
@@ -182,6 +193,7 @@ def evaluate(results: dict) -> list[list[str]]:
         rows.append([f"echo beside a flooding socket: at most {FLOOD_SLOWDOWN:.0f}× slower", measured, verdict])
 
     rows += _issue_11_rows(project)
+    rows += _issue_18_rows(project)
 
     # Deliveries per CPU-second against the peer, at the largest size.
     ours = _get(_fanout(project, largest), "deliveries_per_cpu_s")
@@ -311,6 +323,134 @@ def _issue_11_rows(project: dict) -> list[list[str]]:
             )
         rows.append([f"at least {DELIVERIES_PER_CPU_S:,} deliveries per CPU-second", "; ".join(parts), verdict])
     return rows
+
+
+def _reconnect_verdict(target: dict, key: str) -> tuple[str, bool | None]:
+    """What a bystander's echo was beside one reconnect flood, and whether it kept within the target."""
+    quiet, flooded = target.get("echo_quiet", {}), target.get(key, {})
+    alone, beside = _get(quiet, "round_trips", "p50"), _get(flooded, "round_trips", "p50")
+    if not alone or not beside:
+        return "not measured", None
+    counts = flooded.get("flood", {})
+    ratio = beside / alone
+    measured = (
+        f"p50 {_ms(beside)} beside it, {_ms(alone)} quiet ({ratio:.1f}×), {flooded.get('lost', 0)} of "
+        f"{flooded.get('tried', 0)} lost; it opened {_n(counts.get('opened'))} sockets, "
+        f"{_n(counts.get('refused'))} handshakes refused"
+    )
+    return measured, ratio <= RECONNECT_SLOWDOWN and not flooded.get("lost")
+
+
+def churn_level(churn: dict | None) -> dict | None:
+    """From the first round of churn to the last: growth of the Redis keys and of each kind of
+    process's memory per round, and whether that is level."""
+    rounds = (churn or {}).get("rounds", [])
+    if len(rounds) < 3:
+        return None
+    first, last = rounds[1], rounds[-1]
+    keys_growth = last["keys"] - first["keys"]
+    per_round = {
+        kind: round((last["rss_mib"][kind] - first["rss_mib"][kind]) / (len(rounds) - 2), 2)
+        for kind in ("daphne", "worker")
+        if kind in first["rss_mib"]
+    }
+    level = keys_growth <= max(CHURN_KEYS_SLACK, 0.05 * first["keys"]) and all(
+        growth <= CHURN_MIB_PER_ROUND for growth in per_round.values()
+    )
+    return {"keys_growth": keys_growth, "mib_per_round": per_round, "level": level, "first": first, "last": last}
+
+
+def _issue_18_rows(project: dict) -> list[list[str]]:
+    rows = []
+    for key, who in RECONNECT_FLOODS:
+        measured, met = _reconnect_verdict(project, key)
+        if met is None:
+            verdict = "not measured"
+        elif met:
+            verdict = "**met**"
+        else:
+            verdict = "**missed**: see the reconnect floods section"
+        rows.append(
+            [
+                f"a bystander's echo beside {who} reconnecting in a loop: at most {RECONNECT_SLOWDOWN:.0f}× slower, "
+                "none lost",
+                measured,
+                verdict,
+            ]
+        )
+    level = churn_level(project.get("churn"))
+    if level is not None:
+        first, last = level["first"], level["last"]
+        memory = ", ".join(f"{kind} {growth:+.2f} MiB" for kind, growth in level["mib_per_round"].items())
+        measured = (
+            f"Redis keys {_n(first['keys'])} after round 1, {_n(last['keys'])} after round {last['round']}; "
+            f"memory per process and round after the first: {memory}"
+        )
+        verdict = "**met**" if level["level"] else "**missed**: see the churn section"
+        rows.append(["churn: Redis keys and daphne and worker memory level after the first round", measured, verdict])
+    return rows
+
+
+def _clients_section(targets: list[tuple[str, dict]]) -> list[str]:
+    flood_rows, churn_rows = [], []
+    for _, target in targets:
+        for key, who in RECONNECT_FLOODS:
+            echo = target.get(key)
+            if echo and "round_trips" in echo:
+                trips, counts = echo["round_trips"], echo.get("flood", {})
+                quiet = _get(target, "echo_quiet", "round_trips", "p50")
+                flood_rows.append(
+                    [
+                        target["label"],
+                        who,
+                        _ms(quiet),
+                        _ms(trips["p50"]),
+                        _ms(trips["p99"]),
+                        f"{echo.get('lost', 0)}/{echo.get('tried', 0)}",
+                        _n(counts.get("opened")),
+                        _n(counts.get("refused")),
+                    ]
+                )
+        for reading in (target.get("churn") or {}).get("rounds", []):
+            kinds = sorted(reading["key_kinds"].items(), key=lambda item: -item[1])[:3]
+            churn_rows.append(
+                [
+                    target["label"],
+                    str(reading["round"]),
+                    _n(reading["sockets"]),
+                    _n(reading["keys"]),
+                    ", ".join(f"{kind} {count:,}" for kind, count in kinds) or "—",
+                    ", ".join(f"{kind} {mib:.1f}" for kind, mib in reading["rss_mib"].items()),
+                ]
+            )
+    out = []
+    if flood_rows:
+        out += [
+            "",
+            "### One client reconnecting in a loop, beside a bystander's echo",
+            "",
+            f"The echo's round trips (a bystander's sockets, other logins) while one client, in {RECONNECT_LOOPS} "
+            f"loops at once, opens a socket, joins a room, writes {RECONNECT_FRAMES} chat sends and drops it, "
+            "over and over, trying a refused handshake again at once (logged in: a login of its own on the site, "
+            "an anonymous chat socket on the peer); or, anonymous, opens the liveblog's stream and drops it (the "
+            "chat on the peer). The site runs this phase with its production client budgets.",
+            "",
+            _table(
+                ["", "flooding client", "quiet p50", "p50", "p99", "lost", "sockets it opened", "refused"], flood_rows
+            ),
+        ]
+    if churn_rows:
+        out += [
+            "",
+            "### Churn: what sockets that come and go leave behind",
+            "",
+            "Each round, several users each open a chat socket, join a room, send a message and drop it, over and "
+            "over; then the servers settle and the Redis keys and each process's memory are read (round 0: before "
+            "any churn).",
+            "",
+            _table(["", "round", "sockets opened", "Redis keys", "most keys", "memory per process (MiB)"], churn_rows),
+        ]
+    return out
 
 
 def _per_delivery_us(entry: dict | None) -> str:
@@ -590,7 +730,7 @@ def markdown(results: dict, images: dict[str, str | None], folder_name: str) -> 
         f"`bench/requirements-peer.txt`, then runs `.venv/bin/python -m bench.run`. This run: `{results['command']}`. "
         "It starts every process itself on loopback ports (its own `redis-server` each time, never the "
         "machine's Redis or PostgreSQL), bounds every loop in count and time, and leaves no process behind. "
-        "It stops itself after 45 minutes (`--time-limit`), skipping a phase that would not fit (listed "
+        "It stops itself after 60 minutes (`--time-limit`), skipping a phase that would not fit (listed "
         "under Errors); on a fresh clone the installs take two to three minutes before that.",
         "",
         "## The machine",
@@ -824,6 +964,7 @@ def markdown(results: dict, images: dict[str, str | None], folder_name: str) -> 
 
     out += _sustained_section(results, targets)
     out += _crowd_section(results, targets)
+    out += _clients_section(targets)
 
     out += ["", "## Liveblog", ""]
     out.append(

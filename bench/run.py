@@ -4,7 +4,7 @@ One after the other: the site with the project's layer, the site with stock asgi
 and the Channels 4 peer. Each runs its measurements in phases, every phase on freshly
 started processes, so that what one leaves behind (a daphne's heap, a layer's lost
 disconnects) does not weigh on the next. Everything runs on loopback ports, every loop is
-bounded, and a time limit (--time-limit, 45 minutes by default) stops the run and its
+bounded, and a time limit (--time-limit, 60 minutes by default) stops the run and its
 processes if something hangs. docs/benchmarks.md says what is measured and how.
 """
 
@@ -178,7 +178,7 @@ async def phase_small(target, config: scenarios.Config, results: dict, say: Say)
     if target.kind == "site":
         # The peer has no frame budget: a flood there measures nothing it claims.
         say("echo beside a flooding socket")
-        results["echo_flooded"] = await scenarios.echo(target, config, flooded=True)
+        results["echo_flooded"] = await scenarios.echo(target, config, flooder=scenarios.flood)
         say(f"echo round trip beside a flood {_ms(results['echo_flooded'].get('round_trips'))}")
     for size in sorted(config.sizes)[:-1]:
         say(f"fan-out to {size} sockets")
@@ -251,6 +251,32 @@ async def phase_crowd(target, config: scenarios.Config, results: dict, say: Say)
     say(_fanout_line(crowd))
 
 
+async def phase_clients(target, config: scenarios.Config, results: dict, say: Say) -> None:
+    """One client's reconnect floods beside a bystander's echo, then sockets churning for rounds."""
+    await scenarios.warm_up(target, config)
+    bounds = {"round_trips": config.reconnect_round_trips, "seconds": config.reconnect_seconds}
+    say("echo, quiet")
+    results["echo_quiet"] = await scenarios.echo(target, config, **bounds)
+    say(f"echo, quiet: {_ms(results['echo_quiet'].get('round_trips'))}")
+    for logged_in, key in ((True, "echo_reconnect_user"), (False, "echo_reconnect_anonymous")):
+        who = "a logged-in client" if logged_in else "an anonymous client"
+        say(f"echo beside {who} reconnecting in a loop")
+        flooder = scenarios.reconnect_flooder(logged_in=logged_in)
+        results[key] = echo = await scenarios.echo(target, config, flooder=flooder, **bounds)
+        counts = echo.get("flood", {})
+        say(
+            f"echo beside {who}: {_ms(echo.get('round_trips'))}, {echo.get('lost')} lost; the flood opened "
+            f"{counts.get('opened')} sockets, {counts.get('refused')} handshakes refused"
+        )
+    say(f"churn: {config.churn_rounds} rounds of {config.churn_clients} clients for {config.churn_seconds:g} s")
+    results["churn"] = churn = await scenarios.churn(target, config)
+    for reading in churn["rounds"]:
+        say(
+            f"churn round {reading['round']}: {reading['sockets']} sockets, {reading['keys']} Redis keys, "
+            f"memory per process (MiB) {reading['rss_mib']}"
+        )
+
+
 Phase = Callable[..., Awaitable[None]]
 
 
@@ -304,6 +330,7 @@ PHASES = {
     "liveblog": phase_liveblog,
     "sustained": phase_sustained,
     "crowd": phase_crowd,
+    "clients": phase_clients,
 }
 
 
@@ -313,7 +340,14 @@ def run_site(
     layer = LAYERS[key]
     results.update(label=layer["label"], backend=layer["backend"], env=layer["env"], fanout=[], phases=[])
     for phase in (PHASES[name] for name in phases):
-        target = SiteTarget(key, workdir / phase.__name__, users=config.users, rooms=rooms(config))
+        # The clients phase measures the client budgets, so it runs with the production ones.
+        target = SiteTarget(
+            key,
+            workdir / phase.__name__,
+            users=config.users,
+            rooms=rooms(config),
+            budgets_lifted=phase is not phase_clients,
+        )
         run_phase(target, phase, config, results, clock)
         results["fanout"].sort(key=lambda entry: entry["size"])
 
@@ -330,7 +364,7 @@ def run_peer(
 def rooms(config: scenarios.Config) -> list[str]:
     echo = [f"echo-{index}" for index in range(scenarios.echo_sockets(config))]
     fanouts = [scenarios.fanout_room(size) for size in (*config.sizes, config.crowd_sockets)]
-    return ["warm", "burst", scenarios.SUSTAINED_ROOM, *echo, *fanouts]
+    return ["warm", "burst", "flood", scenarios.SUSTAINED_ROOM, *echo, *fanouts, *scenarios.churn_rooms(config)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -342,9 +376,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--phases", default=",".join(PHASES), help=f"phases to run, of {', '.join(PHASES)} (default all)"
     )
-    # 45 minutes: the phases take about 35 on the 2-core machine, the crowd's opening of
+    # 60 minutes: the phases take about 40 on the 2-core machine, the crowd's opening of
     # 10,000 sockets the longest; a phase that would not fit is skipped and reported.
-    parser.add_argument("--time-limit", type=float, default=2700, help="seconds before the run stops itself (2700)")
+    parser.add_argument("--time-limit", type=float, default=3600, help="seconds before the run stops itself (3600)")
     args = parser.parse_args(argv)
 
     config = scenarios.QUICK if args.quick else scenarios.FULL

@@ -10,7 +10,7 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -44,6 +44,15 @@ class Config:
     crowd_sockets: int = 10_000
     crowd_messages: int = 10
     crowd_open_limit: float = 300.0
+    # Reconnect floods (echo beside one client that opens socket after socket): the most
+    # round trips measured, and for how long at most, while the flood goes on.
+    reconnect_round_trips: int = 300
+    reconnect_seconds: float = 15.0
+    # Churn: rounds of `churn_clients` users, each opening, joining, sending and dropping
+    # sockets for `churn_seconds`; after each round the servers settle and are read.
+    churn_rounds: int = 5
+    churn_seconds: float = 20.0
+    churn_clients: int = 8
     http_seconds: float = 5.0
     http_clients: int = 4
     http_max_requests: int = 20_000
@@ -77,6 +86,11 @@ QUICK = Config(
     crowd_sockets=300,
     crowd_messages=3,
     crowd_open_limit=60.0,
+    reconnect_round_trips=60,
+    reconnect_seconds=5.0,
+    churn_rounds=3,
+    churn_seconds=5.0,
+    churn_clients=4,
     http_seconds=2.0,
     http_max_requests=2_000,
     users=4,
@@ -152,12 +166,15 @@ SENDS_PER_SOCKET = 8
 ECHO_WARM_UP = 20
 
 
-def echo_sockets(config: Config) -> int:
-    """How many sockets (each alone in its own room "echo-N") the echo round trips take turns on."""
-    return -(-(ECHO_WARM_UP + config.echo_round_trips) // SENDS_PER_SOCKET)
+def echo_sockets(config: Config, round_trips: int | None = None) -> int:
+    """How many sockets (each alone in its own room "echo-N") the echo round trips take turns on;
+    without `round_trips`, for the longest echo of the run (its rooms are made for that)."""
+    if round_trips is None:
+        round_trips = max(config.echo_round_trips, config.reconnect_round_trips)
+    return -(-(ECHO_WARM_UP + round_trips) // SENDS_PER_SOCKET)
 
 
-# A flooding client (echo with flooded=True): frames it writes a second, at most, and in what
+# A flooding client (echo with flooder=flood): frames it writes a second, at most, and in what
 # batches; and how long it waits before it opens a new socket once the site closed one (the
 # pages' WebSocketBridge waits 1.5-3 s: this is a page gone wrong, not a scripted attacker).
 FLOOD_FRAMES_PER_S = 1000
@@ -195,15 +212,28 @@ async def flood(target, stop: asyncio.Event, counts: dict) -> None:
             pass
 
 
-async def echo(target, config: Config, *, flooded: bool = False) -> dict:
+Flooder = Callable[..., Awaitable[None]]
+
+
+async def echo(
+    target,
+    config: Config,
+    *,
+    flooder: Flooder | None = None,
+    round_trips: int | None = None,
+    seconds: float | None = None,
+) -> dict:
     """Round trips of a socket alone in a room: send, until its own message comes back.
 
     One round trip at a time; the sockets (each in a room of its own, all on the first
-    daphne) take turns so that none sends more than SENDS_PER_SOCKET messages. With
-    `flooded`, another socket on the same daphne floods all along (flood()).
+    daphne) take turns so that none sends more than SENDS_PER_SOCKET messages. With a
+    `flooder` (flood(), reconnect_flood()), another client floods all along, and the round
+    trips stop after `seconds` if they have not all been made by then (a slowed echo must not
+    hold the run).
     """
+    round_trips = config.echo_round_trips if round_trips is None else round_trips
     tally = Tally("echo")
-    count = echo_sockets(config)
+    count = echo_sockets(config, round_trips)
     sockets: list[Socket] = []
     # A socket whose join goes unanswered is closed and replaced, and counted: the round
     # trips are those of sockets in a room.
@@ -223,23 +253,27 @@ async def echo(target, config: Config, *, flooded: bool = False) -> dict:
             await close_many(sockets, concurrency=config.connect_concurrency)
             error = f"no socket joined echo-{index}: {'; '.join(failures[:3])}"
             return {"error": error, "join_failures": join_failures}
-    round_trips, lost = [], 0
+    samples, lost, made = [], 0, 0
     flooding, stop_flood = None, asyncio.Event()
-    flood_counts = {"frames": 0, "sockets": 0, "refused_opens": 0}
+    flood_counts: dict = {}
     try:
         await settle(target, limit=config.settle_limit)
-        if flooded:
-            flooding = asyncio.create_task(flood(target, stop_flood, flood_counts))
-        for number in range(ECHO_WARM_UP + config.echo_round_trips):
+        if flooder is not None:
+            flooding = asyncio.create_task(flooder(target, stop_flood, flood_counts))
+        for number in range(ECHO_WARM_UP + round_trips):
             if number == ECHO_WARM_UP:
                 cpu_before = procstat.cpu_by_kind(target.pids)
+                measuring_since = time.monotonic()
+            elif number > ECHO_WARM_UP and seconds is not None and time.monotonic() - measuring_since > seconds:
+                break
             sent = time.time()
             sending = send(sockets[number % count], _chat_message(f"echo-{number % count}", "echo", number))
             if sending and await tally.wait(number, 1, since=sent, quiet=5.0, limit=5.0):
                 if number >= ECHO_WARM_UP:
-                    round_trips.append(tally.last[number] - sent)
+                    samples.append(tally.last[number] - sent)
             elif number >= ECHO_WARM_UP:
                 lost += 1
+            made += number >= ECHO_WARM_UP
             await asyncio.sleep(0.01)
         cpu = procstat.cpu_delta(cpu_before, procstat.cpu_by_kind(target.pids))
     finally:
@@ -249,17 +283,118 @@ async def echo(target, config: Config, *, flooded: bool = False) -> dict:
         await close_many(sockets, concurrency=config.connect_concurrency)
     await settle(target, limit=config.settle_limit)
     return {
-        "round_trips": summary_ms(round_trips),
+        "round_trips": summary_ms(samples),
         "lost": lost,
+        "tried": made,
         "sockets": count,
         "join_failures": join_failures,
         "open_failures": len(failures),
         "errors": sum(len(socket.errors) for socket in sockets),
         # Server CPU per round trip, by kind of process (the 10 ms pauses between them included).
-        "cpu_ms_per_round_trip": {kind: round(1000 * s / config.echo_round_trips, 3) for kind, s in cpu.items()},
-        "samples_ms": [round(x * 1000, 3) for x in round_trips],
-        **({"flood": flood_counts} if flooded else {}),
+        "cpu_ms_per_round_trip": {kind: round(1000 * s / max(made, 1), 3) for kind, s in cpu.items()},
+        "samples_ms": [round(x * 1000, 3) for x in samples],
+        **({"flood": flood_counts} if flooder is not None else {}),
     }
+
+
+# A reconnect flood (issue 18): one client, in RECONNECT_LOOPS loops at once, opens a socket,
+# (logged in) joins a room and writes RECONNECT_FRAMES chat sends, and drops it, over and
+# over; a refused handshake is tried again at once. A page whose reconnect loop went wrong
+# does this without meaning to; every new socket used to bring a fresh frame budget.
+RECONNECT_LOOPS = 8
+RECONNECT_FRAMES = 30
+
+
+def reconnect_flooder(*, logged_in: bool) -> Flooder:
+    """A flooder for echo(): the site's extra login (or the peer's anonymous chat) when
+    `logged_in`, else an anonymous reader of the liveblog that connects and drops."""
+
+    async def reconnect_flood(target, stop: asyncio.Event, counts: dict) -> None:
+        counts.update(opened=0, refused=0, frames=0)
+        cookie = target.flood_cookie if logged_in else None
+
+        async def loop(index: int) -> None:
+            url = target.chat_url(index % target.daphne_count) if logged_in else target.reader_url(index)
+            while not stop.is_set():
+                try:
+                    socket = await connect(url, cookie=cookie, timeout=5)
+                except Exception:
+                    counts["refused"] += 1
+                    # No Retry-After honoured: a broken page; the pause only keeps this loop
+                    # from spinning the client's own core.
+                    await asyncio.sleep(0.01)
+                    continue
+                counts["opened"] += 1
+                try:
+                    if logged_in:
+                        send(socket, {"command": "join", "room": "flood"})
+                        for number in range(RECONNECT_FRAMES):
+                            send(socket, _chat_message("flood", "reconnect", number))
+                        counts["frames"] += RECONNECT_FRAMES + 1
+                finally:
+                    await socket.close(timeout=1.0)
+
+        await asyncio.gather(*(loop(index) for index in range(RECONNECT_LOOPS)))
+
+    reconnect_flood.__name__ = f"reconnect_flood_{'logged_in' if logged_in else 'anonymous'}"
+    return reconnect_flood
+
+
+async def churn(target, config: Config) -> dict:
+    """Sockets that come and go, and what they leave behind.
+
+    Each of `churn_rounds` rounds: `churn_clients` users (logins of their own on the site), one
+    loop each, open a chat socket, join a room, send a message and drop it, for
+    `churn_seconds`; then the servers settle, and the Redis keys (by kind) and the memory of
+    the daphnes and the workers are read. Round 0 is before any churn.
+    """
+    rounds = [_churn_reading(target, round_=0, sockets=0)]
+    for round_ in range(1, config.churn_rounds + 1):
+        stop, opened = asyncio.Event(), [0]
+        loops = [asyncio.create_task(_churn_loop(target, index, stop, opened)) for index in range(config.churn_clients)]
+        await asyncio.sleep(config.churn_seconds)
+        stop.set()
+        await asyncio.gather(*loops)
+        await settle(target, limit=config.settle_limit)
+        rounds.append(_churn_reading(target, round_=round_, sockets=opened[0]))
+    return {"rounds": rounds, "clients": config.churn_clients, "seconds": config.churn_seconds}
+
+
+async def _churn_loop(target, index: int, stop: asyncio.Event, opened: list[int]) -> None:
+    url, cookie = target.chat_url(index % target.daphne_count), target.cookie(index)
+    room = f"churn-{index}"
+    while not stop.is_set():
+        try:
+            socket = await connect(url, cookie=cookie, timeout=10)
+        except Exception:
+            await asyncio.sleep(0.2)
+            continue
+        opened[0] += 1
+        try:
+            send(socket, {"command": "join", "room": room})
+            send(socket, _chat_message(room, "churn", opened[0]))
+            # A page stays a moment: its frames reach a worker before it goes.
+            await asyncio.sleep(0.2)
+        finally:
+            await socket.close(timeout=2.0)
+
+
+def churn_rooms(config: Config) -> list[str]:
+    return [f"churn-{index}" for index in range(config.churn_clients)]
+
+
+def _churn_reading(target, *, round_: int, sockets: int) -> dict:
+    kinds: dict[str, int] = {}
+    for key in target.redis_keys():
+        # "asgi::session:abc" -> "session": the part after the layer's prefix.
+        parts = [part for part in key.split(":")[1:] if part]
+        kind = parts[0] if parts else key
+        kinds[kind] = kinds.get(kind, 0) + 1
+    rss = {
+        kind: round(sum(procstat.rss_bytes(pid) for pid in pids) / max(len(pids), 1) / 2**20, 2)
+        for kind, pids in target.pids.items()
+    }
+    return {"round": round_, "sockets": sockets, "keys": sum(kinds.values()), "key_kinds": kinds, "rss_mib": rss}
 
 
 def _opened(opened) -> dict:

@@ -20,6 +20,8 @@ PEER_VENV = REPO / "bench" / ".venv-peer"
 PEER_PACKAGES = ["Django", "channels", "channels-redis", "daphne", "redis", "msgpack", "Twisted", "autobahn"]
 
 PASSWORD = "bench-password"
+# A login of its own for the client that floods with reconnects: not one of the bystanders'.
+FLOODER = "bench-flooder"
 LIVEBLOG = "bench"
 PAGE_LIVEBLOG = "page"
 
@@ -41,8 +43,6 @@ LAYERS = {
 PEER_LABEL = "Channels 4 peer"
 
 
-class SiteStack(Stack):
-    """The integration stack with a few more environment variables for every process."""
 # The bench opens thousands of sockets from one address, a few logins each holding hundreds:
 # the per-client budgets (channels1_kit/client_budgets.py) would refuse most of them, so they
 # are lifted as a load test lifts them. The per-socket frame budget stays (the echo beside a
@@ -54,6 +54,8 @@ CLIENT_BUDGETS_LIFTED = {
 }
 
 
+class SiteStack(Stack):
+    """The integration stack with a few more environment variables for every process."""
 
     def __init__(self, workdir: Path, *, layer: str, extra_env: dict, daphnes: int = 2, workers: int = 2):
         super().__init__(workdir, daphnes=daphnes, workers=workers, layer=layer)
@@ -79,12 +81,14 @@ class SiteTarget:
 
     kind = "site"
 
-    def __init__(self, key: str, workdir: Path, *, users: int, rooms: list[str]):
+    def __init__(self, key: str, workdir: Path, *, users: int, rooms: list[str], budgets_lifted: bool = True):
+        """`budgets_lifted=False` keeps the production client budgets: for the phase that measures them."""
         layer = LAYERS[key]
         self.key = key
         self.label = layer["label"]
         self.backend = layer["backend"]
-        self.stack = SiteStack(workdir, layer=layer["backend"], extra_env={**CLIENT_BUDGETS_LIFTED, **layer["env"]})
+        lifted = CLIENT_BUDGETS_LIFTED if budgets_lifted else {}
+        self.stack = SiteStack(workdir, layer=layer["backend"], extra_env={**lifted, **layer["env"]})
         self.user_count = users
         self.rooms = rooms
         self.cookies: list[str] = []
@@ -98,6 +102,7 @@ class SiteTarget:
             "from liveblog.services import liveblog_create, post_create\n"
             f"for i in range({self.user_count}):\n"
             f"    User.objects.create_user(f'bench{{i}}', password={PASSWORD!r})\n"
+            f"User.objects.create_user({FLOODER!r}, password={PASSWORD!r})\n"
             f"for slug in {self.rooms!r}:\n"
             "    room_create(title=slug, slug=slug)\n"
             f"liveblog_create(title='Bench', slug={LIVEBLOG!r})\n"
@@ -110,6 +115,7 @@ class SiteTarget:
         base = self.stack.http_url("")
         # Logging in is slow next to a socket: a few users, each with many sockets.
         self.cookies = [login_cookie(base, f"bench{i}", PASSWORD) for i in range(self.user_count)]
+        self.flood_cookie = login_cookie(base, FLOODER, PASSWORD)
 
     def stop(self) -> None:
         self.stack.stop()
@@ -126,6 +132,13 @@ class SiteTarget:
 
     def liveblog_url(self, daphne: int) -> str:
         return self.stack.ws_url(f"/liveblog/{LIVEBLOG}/stream/", daphne)
+
+    def reader_url(self, index: int) -> str:
+        """Where an anonymous page reads: the liveblog's stream."""
+        return self.liveblog_url(index % self.daphne_count)
+
+    def redis_keys(self) -> list[str]:
+        return redis_keys(self.stack.redis.url)
 
     def cookie(self, index: int) -> str | None:
         return self.cookies[index % len(self.cookies)]
@@ -231,6 +244,15 @@ class PeerTarget:
     def cookie(self, index: int) -> str | None:
         return None
 
+    # No logins: its "logged-in" flooder is an anonymous chat socket, as every one of its sockets.
+    flood_cookie = None
+
+    def reader_url(self, index: int) -> str:
+        return self.chat_url(index % self.daphne_count)
+
+    def redis_keys(self) -> list[str]:
+        return redis_keys(self.stack.redis.url)
+
     @property
     def pids(self) -> dict[str, list[int]]:
         return {"daphne": [process.pid for process in self.stack.daphnes], "redis": [self.stack.redis.process.pid]}
@@ -238,6 +260,14 @@ class PeerTarget:
     @property
     def daphne_pids(self) -> list[int]:
         return [process.pid for process in self.stack.daphnes]
+
+
+def redis_keys(url: str) -> list[str]:
+    """Every key of a target's Redis (SCAN: the servers go on meanwhile)."""
+    import redis
+
+    client = redis.StrictRedis.from_url(url)
+    return [key.decode("utf8", "replace") for key in client.scan_iter(count=1000)]
 
 
 def peer_versions() -> dict[str, str]:
