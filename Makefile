@@ -3,21 +3,25 @@
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11; do $$p -c '' >/dev/null 2>&1 && { echo $$p; break; }; done)
 # The kit's tests also run on Django 2.2, which needs Python 3.11 (make test-kit-django22).
 PYTHON_DJANGO22 ?= python3.11
+# ... and on Django 6.1, which needs Python 3.12+; 3.13 as the site (make test-kit-django61).
+PYTHON_DJANGO61 ?= python3.13
 VENV := .venv
 BIN := $(VENV)/bin
 REDIS_VENV := .venv-redis
 REDIS_SERVER_BIN := $(REDIS_VENV)/bin/redis-server
 DJANGO22_VENV := .venv-django22
+DJANGO61_VENV := .venv-django61
 PYTEST_ARGS ?=
 # The kit (kit/) is installed editable, so the .pth that starts its loader points at this checkout.
 KIT_SOURCES := kit/pyproject.toml kit/channels1_kit/__init__.py kit/channels1_kit/channels1_kit.pth
 
-.PHONY: help run test test-unit test-integration test-kit-django22 lint format migrations-check deps clean bench python-check
+.PHONY: help run test test-unit test-integration test-kit-django22 test-kit-django61 lint format migrations-check deps clean bench python-check
 
 help:
 	@echo "make run    - install, migrate, seed the demo, start the whole stack on http://127.0.0.1:$${PORT:-8000}"
 	@echo "make test   - install, lint, check migrations, run every test (unit, integration, browser)"
 	@echo "make test-kit-django22 - the kit's own tests on Django 2.2 / Python 3.11"
+	@echo "make test-kit-django61 - the kit's own tests on Django 6.1 / Python 3.13"
 	@echo "make bench  - run the benchmark and rewrite docs/benchmarks.md"
 
 python-check:
@@ -90,6 +94,23 @@ $(DJANGO22_VENV)/.installed: requirements/django22.txt $(KIT_SOURCES)
 test-kit-django22: $(DJANGO22_VENV)/.installed $(REDIS_SERVER_BIN)
 	$(DJANGO22_VENV)/bin/python -m pytest --ds=tests.kit.settings tests/kit tests/fanout_layer $(PYTEST_ARGS)
 
+# The kit's own tests, its wheel site included, on Django 6.1 / Python 3.13: the site's runtime
+# pins with requirements/django61.txt's Django over them (that file says why it is an overlay),
+# the kit editable as in .venv, the test tools of requirements/dev.txt resolved on top.
+$(DJANGO61_VENV)/.installed: requirements.txt requirements/django61.txt requirements/dev.txt $(KIT_SOURCES)
+	@$(PYTHON_DJANGO61) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 13) else f"{sys.executable} is Python {sys.version.split()[0]}: the Django 6.1 run is on 3.13; set PYTHON_DJANGO61=")' \
+		|| { echo "make test-kit-django61 needs Python 3.13 (python3.13 on the PATH, or PYTHON_DJANGO61=)" >&2; exit 1; }
+	$(PYTHON_DJANGO61) -m venv $(DJANGO61_VENV)
+	$(DJANGO61_VENV)/bin/pip install --quiet --upgrade "pip==26.3"
+	$(DJANGO61_VENV)/bin/pip install --quiet --no-deps -r requirements.txt
+	$(DJANGO61_VENV)/bin/pip install --quiet --no-deps -r requirements/django61.txt
+	$(DJANGO61_VENV)/bin/pip install --quiet --no-deps --editable ./kit
+	$(DJANGO61_VENV)/bin/pip install --quiet -r requirements/dev.txt
+	@touch $@
+
+test-kit-django61: $(DJANGO61_VENV)/.installed $(REDIS_SERVER_BIN)
+	$(DJANGO61_VENV)/bin/python -m pytest --ds=tests.kit.settings tests/kit tests/fanout_layer $(PYTEST_ARGS)
+
 # make bench: the benchmark's tools go into .venv; the Channels 4 peer gets a virtualenv of its own.
 PEER_VENV := bench/.venv-peer
 
@@ -107,4 +128,4 @@ bench: deps $(VENV)/.installed-dev $(VENV)/.installed-bench $(PEER_VENV)/.instal
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) $(REDIS_VENV) $(DJANGO22_VENV) $(PEER_VENV) var staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(REDIS_VENV) $(DJANGO22_VENV) $(DJANGO61_VENV) $(PEER_VENV) var staticfiles .pytest_cache .ruff_cache

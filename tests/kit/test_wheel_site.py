@@ -4,7 +4,8 @@ its settings only, and run as real processes: a redis-server, two daphnes, two r
 
 The site's apps are named `chat` and `posts`, like the repo's own; its processes run with
 cwd=tests/kit/wheelsite from the fresh virtualenv, so nothing of this checkout is importable
-to them. The runtime is the one running pytest: Django 5.2 in .venv, Django 2.2 in .venv-django22.
+to them. The runtime is the one running pytest: Django 5.2 in .venv, Django 2.2 in .venv-django22,
+Django 6.1 in .venv-django61; the wheel site installs that same Django.
 """
 
 import json
@@ -36,16 +37,34 @@ def run(args, **kwargs) -> subprocess.CompletedProcess:
     return result
 
 
+# Where the runtime is another Django than requirements.txt's, the file that puts it over those
+# pins (as make builds that runtime's virtualenv): Django's (major, minor) -> file.
+DJANGO_OVERLAYS = {(6, 1): REPO / "requirements" / "django61.txt"}
+
+
+def pinned_django(path: Path) -> str:
+    (pin,) = (line for line in path.read_text().splitlines() if line.startswith("Django=="))
+    return pin.split("==", 1)[1].strip()
+
+
 def runtime_requirements(tmp: Path) -> list[list[str]]:
-    """pip install argument lists for the site's runtime, as an adopting site takes them: the pins
-    of the checkout's requirements.txt (less its ./kit line: the site installs the kit's wheel),
-    or on Django 2.2 the runtime part of requirements/django22.txt."""
+    """pip install argument lists for the site's runtime, as an adopting site takes them, on the
+    Django that runs this test: the pins of the checkout's requirements.txt (less its ./kit line:
+    the site installs the kit's wheel), with the Django overlay of requirements/ over them where
+    this runtime is not the site's 5.2 (6.1: requirements/django61.txt), or on Django 2.2 the
+    runtime part of requirements/django22.txt."""
     path = tmp / "requirements-runtime.txt"
     if django.VERSION >= (3, 0):
         lines = (REPO / "requirements.txt").read_text().splitlines()
         path.write_text("\n".join(line for line in lines if line.strip() != "./kit") + "\n")
         # Complete and resolved, and holding the chosen asgiref conflict: installed as requirements.txt says.
-        return [["--no-deps", "-r", str(path)]]
+        installs = [["--no-deps", "-r", str(path)]]
+        if pinned_django(path) != django.__version__:
+            overlay = DJANGO_OVERLAYS[django.VERSION[:2]]
+            # The wheel site is proven on the Django running here, not on the site's pin.
+            assert pinned_django(overlay) == django.__version__, f"{overlay} pins another Django than this runtime's"
+            installs.append(["--no-deps", "-r", str(overlay)])
+        return installs
     # requirements/django22.txt ends with the test tools; the site needs what comes before them.
     lines = (REPO / "requirements" / "django22.txt").read_text().splitlines()
     runtime = lines[: next(i for i, line in enumerate(lines) if line.startswith("# Test tools"))]
@@ -221,6 +240,7 @@ def test_the_kit_comes_from_the_wheel_in_a_fresh_virtualenv(site):
     assert kit_file.startswith(site_packages) and layer_file.startswith(site_packages), out
     assert chat_file.startswith(str(SITE / "chat")), out
     assert int(major) == django.VERSION[0]
+    assert site.python("-c", "import django; print(django.__version__)").stdout.split()[-1] == django.__version__
     assert version == str(tuple(sys.version_info[:2]))
     assert all(not entry.startswith(str(REPO)) or entry.startswith(str(SITE)) for entry in eval(path)), path  # noqa: S307  (our own repr)
 
