@@ -1,8 +1,12 @@
 """A WebSocket client for the real processes (the login is tools.site_stack.login_cookie)."""
 
+import base64
 import json
+import os
+import socket
 import time
 from typing import Callable, List, Optional
+from urllib.parse import urlparse
 
 import websocket
 
@@ -17,6 +21,34 @@ def next_frame(ws: websocket.WebSocket) -> tuple:
 
 def close_code_of(data: bytes) -> Optional[int]:
     return int.from_bytes(data[:2], "big") if len(data) >= 2 else None
+
+
+def handshake(url: str, *, cookie: str = "") -> tuple:
+    """One WebSocket handshake on a raw socket: (status, headers); the connection is then dropped."""
+    parsed = urlparse(url)
+    key = base64.b64encode(os.urandom(16)).decode()
+    lines = [
+        f"GET {parsed.path} HTTP/1.1",
+        f"Host: {parsed.netloc}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+        f"Origin: http://{parsed.netloc}",
+    ]
+    if cookie:
+        lines.append(f"Cookie: {cookie}")
+    with socket.create_connection((parsed.hostname, parsed.port), timeout=10) as conn:
+        conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            head += chunk
+    status_line, *header_lines = head.split(b"\r\n\r\n")[0].decode("latin1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in header_lines if ": " in line)
+    return int(status_line.split()[1]), headers
 
 
 class Socket:

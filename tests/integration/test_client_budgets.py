@@ -7,20 +7,16 @@ client whose sockets flood together is sent away from every daphne while another
 on the same daphne keeps its echo.
 """
 
-import base64
 import json
-import os
 import re
 import select
-import socket
 import threading
 import time
-from urllib.parse import urlparse
 
 import pytest
 import websocket
 
-from tests.integration.clients import Socket, close_code_of, next_frame
+from tests.integration.clients import Socket, close_code_of, handshake, next_frame
 from tools.processes import wait_until
 from tools.site_stack import Stack, login_cookie
 
@@ -31,34 +27,6 @@ STREAM = "/chat/stream/"
 HANDSHAKE_BURST, HANDSHAKE_RATE = 20, 1
 CLIENT_FRAME_BURST, CLIENT_FRAME_RATE = 100, 20
 CLOSE_GO_AWAY = 4430
-
-
-def handshake(url: str, *, cookie: str = "") -> tuple:
-    """One WebSocket handshake on a raw socket: (status, headers); the connection is then dropped."""
-    parsed = urlparse(url)
-    key = base64.b64encode(os.urandom(16)).decode()
-    lines = [
-        f"GET {parsed.path} HTTP/1.1",
-        f"Host: {parsed.netloc}",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        f"Sec-WebSocket-Key: {key}",
-        "Sec-WebSocket-Version: 13",
-        f"Origin: http://{parsed.netloc}",
-    ]
-    if cookie:
-        lines.append(f"Cookie: {cookie}")
-    with socket.create_connection((parsed.hostname, parsed.port), timeout=10) as conn:
-        conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = conn.recv(4096)
-            if not chunk:
-                break
-            head += chunk
-    status_line, *header_lines = head.split(b"\r\n\r\n")[0].decode("latin1").split("\r\n")
-    headers = dict(line.split(": ", 1) for line in header_lines if ": " in line)
-    return int(status_line.split()[1]), headers
 
 
 class VerboseStack(Stack):

@@ -1,10 +1,12 @@
 """One server: deploy/supervisor's pools behind deploy/nginx, as docs/deploying.md sets them up."""
 
 import re
+import time
 
 import requests
 import websocket
 
+from tests.integration.clients import handshake
 from tests.integration.deploy.traffic import check_chat, check_liveblog, liveblog_stream, seed
 from tools.processes import children, wait_until
 
@@ -129,3 +131,26 @@ def test_a_browsers_login_through_nginx_passes_djangos_origin_check(server):
     )
     assert response.status_code == 302, response.text[:2000]
     assert response.headers["Location"] == "/chat/"
+
+
+def test_nginx_holds_one_address_to_its_handshake_budget_with_429_and_retry_after(server):
+    """deploy/nginx's limit_req for the WebSocket paths: 200 handshakes at once, then 10 a second, per
+    address, as daphne budgets an address (the deployment lifts daphne's, so that nginx answers)."""
+    seed(server.site, liveblogs=["budget"])
+    url = server.ws + liveblog_stream("budget")
+    started = time.monotonic()
+    accepted = 0
+    while True:
+        status, headers = handshake(url)
+        if status != 101:
+            break
+        accepted += 1
+        assert accepted <= 200 + 10 * (time.monotonic() - started) + 1
+    assert status == 429
+    assert headers["Retry-After"] == "10"
+    assert accepted >= 200
+    # nginx refused it, not daphne: it logs each request it limits.
+    error_log = (server.nginx.prefix / "error.log").read_text(errors="replace")
+    assert re.search(r'limiting requests, excess: [\d.]+ by zone "websocket_handshakes"', error_log)
+    # It refills: a handshake a tenth of a second later passes again.
+    wait_until(lambda: handshake(url)[0] == 101, timeout=5, interval=0.2, message="a handshake through again")
