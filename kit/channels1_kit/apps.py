@@ -6,6 +6,8 @@ Every `manage.py runworker` then, through channels' worker_process_ready signal:
 * finishes the message in hand on SIGTERM (channels1_kit/workers.py), CHANNELS1_KIT_GRACEFUL_STOP;
 * waits out a Redis outage instead of exiting (channels1_kit/outages.py), CHANNELS1_KIT_WAIT_FOR_REDIS;
 * sweeps gone sockets every CHANNELS1_KIT_SWEEP_SECONDS (channels1_kit/sockets.py);
+* takes people whose presence grace ran out out of their groups, every second, and tells their
+  app (channels1_kit/presence.py), where an app registered presence;
 * deletes a socket's channel session once its websocket.disconnect has run, and drops (and
   counts) replies to the sockets of a dead daphne instead of failing on them (channels1_kit/gone.py).
 
@@ -31,7 +33,7 @@ class Channels1KitConfig(AppConfig):
 
 def prepare_worker(sender, **kwargs) -> None:
     """worker_process_ready receiver: everything the kit does to a runworker (sender) before it runs."""
-    from channels1_kit import gone, health, outages, sockets, workers
+    from channels1_kit import gone, health, outages, presence, sockets, workers
     from channels1_kit.conf import setting
 
     # Before the layer is wrapped, and before Worker.run() reads the router's channels.
@@ -42,3 +44,4 @@ def prepare_worker(sender, **kwargs) -> None:
         outages.tolerate_redis_outages(sender)
     gone.drop_replies_to_gone_sockets(sender)
     sockets.start_sweeper(sender)
+    presence.start_reaper(sender)

@@ -44,10 +44,6 @@ DEFAULTS: Dict[str, Any] = {
     "FRAME_RATE": 10,
     # daphne: a socket refused this many frames within 10 s is closed with 4429.
     "FLOOD_CLOSE_AFTER": 100,
-    # runworker: on SIGTERM, finish the message in hand before exiting.
-    "GRACEFUL_STOP": True,
-    # runworker: wait for Redis through an outage instead of exiting.
-    "WAIT_FOR_REDIS": True,
     # daphne, per client (channels1_kit/client_budgets.py): a client is a browser session
     # (its session cookie) and, always, its address. Handshakes at once, across every daphne,
     # then HANDSHAKE_RATE a second (0: no handshake budget).
@@ -67,10 +63,19 @@ DEFAULTS: Dict[str, Any] = {
     # An address stands for this many clients (people behind one NAT or proxy): its budgets
     # are this many times a session's.
     "ADDRESS_CLIENTS": 10,
+    # Presence (channels1_kit/presence.py): a person whose last socket in a group went stays
+    # counted this long, so that a page reconnecting within it is no "left" and "joined".
+    # 0: they leave at once.
+    "PRESENCE_GRACE_SECONDS": 15,
+    # runworker: on SIGTERM, finish the message in hand before exiting.
+    "GRACEFUL_STOP": True,
+    # runworker: wait for Redis through an outage instead of exiting.
+    "WAIT_FOR_REDIS": True,
 }
 
 _NON_NEGATIVE = (
     "SWEEP_SECONDS",
+    "PRESENCE_GRACE_SECONDS",
     "CLOCK_SKEW_SECONDS",
     "FRAME_RATE",
     "HANDSHAKE_RATE",
