@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from . import services
-from .models import Message, Presence, Room
+from .models import Message, Room
 
 
 @admin.register(Room)
@@ -23,34 +23,8 @@ class RoomAdmin(admin.ModelAdmin):
         for room in queryset:
             services.room_delete(room=room)
 
-    def get_deleted_objects(self, objs, request):
-        # Presences are read-only in the admin (no delete permission), which would make Django
-        # refuse to delete a room anyone is in; they go with their room, as its messages do.
-        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
-        perms_needed.discard(Presence._meta.verbose_name)
-        return deleted, model_count, perms_needed, protected
-
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
     list_display = ["__str__", "room", "user", "created"]
     list_filter = ["room"]
-
-
-@admin.register(Presence)
-class PresenceAdmin(admin.ModelAdmin):
-    """Read-only: presences are the sockets' own, made and removed by joins, leaves and the sweep;
-    one edited here would put a count out of step with the room's group and its seq."""
-
-    list_display = ["user", "room", "reply_channel", "joined"]
-    list_filter = ["room"]
-    list_display_links = None
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -81,7 +81,7 @@ def join(message, payload: dict) -> None:
 def leave(message, payload: dict) -> None:
     room = _joined_room(message, payload)
     changes = _within_limit(message, "changes", limit=conf.RATE_LIMIT_JOINS, what="joins and leaves")
-    services.room_leave(room=room, reply_channel=message.reply_channel.name)
+    services.room_leave(room=room, reply_channel=message.reply_channel.name, user=message.user)
     _count(message, "changes", changes)
     _set_session_rooms(message, [pk for pk in _session_rooms(message) if pk != room.pk])
     send_frame(message.reply_channel, frames.leave_reply(room=room))

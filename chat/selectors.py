@@ -1,12 +1,14 @@
-from typing import List, NamedTuple, Tuple
+from typing import Dict, List, NamedTuple, Optional
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, Q, QuerySet
+from django.db.models import QuerySet
 
+from channels1_kit import presence
 from channels1_kit.websocket import ClientError
 
 from . import conf
-from .models import LOBBY_GROUP, Message, Presence, Room
+from .models import LOBBY_GROUP, Message, Room
 
 User = AbstractBaseUser
 
@@ -32,27 +34,39 @@ def room_get_for_user(*, slug: object, user: User) -> Room:
     return room
 
 
+class RoomCount(NamedTuple):
+    """People in a room now, and the presence number of that count (higher is newer)."""
+
+    members: int
+    seq: int
+
+
 def room_member_count(*, room: Room) -> int:
     """People, not sockets: a user with two tabs open counts once."""
-    return Presence.objects.filter(room=room).values("user").distinct().count()
+    return presence.members(room.group_name)
 
 
-class RoomCounts(NamedTuple):
-    members: int
-    user_sockets: int
+def room_member_counts(*, rooms: List[Room]) -> Dict[str, RoomCount]:
+    """Each room's count and its presence number, by slug: what the lobby page is rendered with."""
+    state = presence.state(room.group_name for room in rooms)
+    return {room.slug: RoomCount(*state[room.group_name]) for room in rooms}
 
 
-def room_counts(*, room: Room, user: User) -> RoomCounts:
-    """How many people are in the room (room_member_count), and how many of one user's sockets,
-    in one query: a join and a leave need both."""
-    counts = Presence.objects.filter(room=room).aggregate(
-        members=Count("user", distinct=True), user_sockets=Count("pk", filter=Q(user=user))
-    )
-    return RoomCounts(members=counts["members"], user_sockets=counts["user_sockets"])
+def room_for_group(*, group: str) -> Optional[Room]:
+    """The room whose channel-layer group this is (chat.room.<pk>), if it still exists."""
+    pk = Room.pk_of_group(group)
+    return None if pk is None else Room.objects.filter(pk=pk).first()
 
 
-def room_member_counts(*, rooms: List[Room]) -> dict:
-    return {room.slug: room_member_count(room=room) for room in rooms}
+def room_group_names() -> List[str]:
+    """The groups of the rooms that exist: presence kept for any other is dropped by the sweep."""
+    return [room.group_name for room in Room.objects.only("pk")]
+
+
+def username_of(*, user_pk: str) -> str:
+    User = get_user_model()
+    found = User.objects.filter(pk=user_pk).first()
+    return found.get_username() if found is not None else ""
 
 
 def message_history(*, room: Room, limit: int = conf.HISTORY_LENGTH) -> List[Message]:
@@ -65,21 +79,9 @@ def message_list_since(*, room: Room, since_id: int, limit: int = conf.CATCH_UP_
     return list(room.messages.select_related("user", "room").filter(id__gt=since_id).order_by("id")[:limit])
 
 
-def presence_rooms_for_channel(*, reply_channel: str) -> List[Room]:
-    return [presence.room for presence in Presence.objects.filter(reply_channel=reply_channel).select_related("room")]
-
-
-def presence_sockets() -> List[Tuple[str, float]]:
-    """Every socket some room counts, with when it joined first (a timestamp)."""
-    first_joined: dict = {}
-    for reply_channel, joined in Presence.objects.values_list("reply_channel", "joined"):
-        first_joined[reply_channel] = min(joined.timestamp(), first_joined.get(reply_channel, joined.timestamp()))
-    return sorted(first_joined.items())
-
-
 def socket_group_names() -> List[str]:
     """Every channel-layer group the chat puts sockets in: the lobby and each room's."""
-    return [LOBBY_GROUP, *(room.group_name for room in Room.objects.only("pk"))]
+    return [LOBBY_GROUP, *room_group_names()]
 
 
 def legacy_group_names() -> List[str]:

@@ -1,16 +1,22 @@
-"""Writes to the chat. Broadcasts go out after the transaction commits."""
+"""Writes to the chat. Broadcasts go out after the transaction commits.
+
+Who is in a room is the kit's presence of the room's group (channels1_kit.presence, in the
+layer's Redis): a join or a leave is one Redis script, with no database write and no lock on
+the room, so a crowd's joins go on side by side. The database keeps what must outlive Redis:
+rooms and messages.
+"""
 
 import logging
-from typing import Callable, List, NamedTuple, Optional
+from typing import List, NamedTuple, Optional
 
 from channels import Group
 from django.db import transaction
-from django.db.models import F
 
+from channels1_kit import presence
 from channels1_kit.websocket import ClientError, broadcast_on_commit
 
 from . import conf, frames, selectors
-from .models import LOBBY_GROUP, Message, Presence, Room
+from .models import LOBBY_GROUP, Message, Room
 from .selectors import User
 
 logger = logging.getLogger(__name__)
@@ -49,88 +55,64 @@ def _clean_text(text: object) -> str:
     return text
 
 
-def _lock_room(room: Room) -> Optional[int]:
-    """Membership changes of one room run one at a time across workers, so that the count a
-    notice carries is the count right after its own change, not a guess made beside another.
-    Each change bumps the room's presence_seq; returns the new value (the "seq" of the frames
-    about this change), or None if the room is gone.
-
-    An UPDATE rather than select_for_update because SQLite ignores the latter: as the first
-    statement of the transaction it takes SQLite's write lock before any read, where a read
-    first lets two workers deadlock upgrading their locks and one fail at once with
-    "database is locked", its busy timeout unused. On PostgreSQL it locks the room's row.
-    """
-    if not Room.objects.filter(pk=room.pk).update(presence_seq=F("presence_seq") + 1):
-        return None
-    seq = Room.objects.filter(pk=room.pk).values_list("presence_seq", flat=True).get()
-    room.presence_seq = seq
-    return seq
-
-
 class Joined(NamedTuple):
     members: int
     seq: int
 
 
-@transaction.atomic
-def room_join(*, room: Room, user: User, reply_channel: str) -> Joined:
-    """Puts the socket in the room; returns how many people are in it now, and the seq."""
-    seq = _lock_room(room)
-    if seq is None:
-        raise ClientError("room-not-found", "There is no such room.")
-    # No get_or_create: the room's lock keeps any other join of this socket out until the
-    # commit, so the savepoint it would open around its INSERT buys nothing.
-    created = not Presence.objects.filter(room=room, reply_channel=reply_channel).exists()
-    if created:
-        Presence.objects.create(room=room, user=user, reply_channel=reply_channel)
-    Group(room.group_name).add(reply_channel)
-    members, user_sockets = selectors.room_counts(room=room, user=user)
-    # Counts are of people: another tab of someone already here changes nothing to announce.
-    if created and user_sockets == 1:
-        username = user.get_username()
-        notice = frames.presence_notice(kind=frames.JOINED, room=room, username=username, members=members, seq=seq)
-        _announce_presence(room, notice)
-    return Joined(members=members, seq=seq)
-
-
-@transaction.atomic
-def room_leave(*, room: Room, reply_channel: str) -> None:
-    seq = _lock_room(room)
-    if seq is None:
-        # Deleted meanwhile: its presences went with it.
-        Group(room.group_name).discard(reply_channel)
+def _announce_change(room: Room, change: presence.Change, *, username: Optional[str] = None) -> None:
+    """Tells the room (and the lobby) of a change in who is present, if the people changed."""
+    if change.announce is None:
         return
-    presence = Presence.objects.filter(room=room, reply_channel=reply_channel).select_related("user").first()
-    Group(room.group_name).discard(reply_channel)
-    if presence is None:
-        return
-    presence.delete()
-    members, user_sockets = selectors.room_counts(room=room, user=presence.user)
-    # Closing one of two tabs is no departure: the person is still in the room.
-    if user_sockets:
-        return
-    username = presence.user.get_username()
-    notice = frames.presence_notice(kind=frames.LEFT, room=room, username=username, members=members, seq=seq)
+    if username is None:
+        username = selectors.username_of(user_pk=change.user)
+    kind = frames.JOINED if change.announce == presence.JOINED else frames.LEFT
+    notice = frames.presence_notice(kind=kind, room=room, username=username, members=change.members, seq=change.seq)
     _announce_presence(room, notice)
 
 
-def socket_leave_all(*, reply_channel: str) -> List[Room]:
-    """On disconnect: leaves every room the socket was in, as the database records it."""
-    rooms = selectors.presence_rooms_for_channel(reply_channel=reply_channel)
-    for room in rooms:
-        room_leave(room=room, reply_channel=reply_channel)
-    return rooms
+def room_join(*, room: Room, user: User, reply_channel: str) -> Joined:
+    """Puts the socket in the room; returns how many people are in it now, and the seq.
+
+    A room deleted between the caller's read and this join keeps no one: its presence is dropped
+    by the sweep (selectors.room_group_names), and nothing is sent to its group any more."""
+    change = presence.join(room.group_name, socket=reply_channel, user=str(user.pk))
+    Group(room.group_name).add(reply_channel)
+    # Counts are of people: another tab of someone already here, or someone back within their
+    # grace, changes nothing to announce.
+    _announce_change(room, change, username=user.get_username())
+    return Joined(members=change.members, seq=change.seq)
 
 
-def presence_sweep(*, gone: Callable[[str, float], bool]) -> int:
-    """Leaves every room for each socket that `gone(reply_channel, joined)` says is gone
-    (channels1_kit/sockets.py); the rooms hear that its person left, if it was their last socket.
-    Returns how many presences it removed."""
-    removed = 0
-    for reply_channel, joined in selectors.presence_sockets():
-        if gone(reply_channel, joined):
-            removed += len(socket_leave_all(reply_channel=reply_channel))
-    return removed
+def room_leave(*, room: Room, reply_channel: str, user: Optional[User] = None) -> None:
+    """The socket leaves because its person asked to: if it was their last socket here, the room
+    hears at once that they left."""
+    change = presence.leave(room.group_name, socket=reply_channel)
+    Group(room.group_name).discard(reply_channel)
+    if change is not None:
+        _announce_change(room, change, username=user.get_username() if user is not None else None)
+
+
+def socket_leave_all(*, reply_channel: str) -> List[str]:
+    """On disconnect: the socket leaves every room it was in. A person whose last socket it was
+    stays counted for the kit's grace (a page reconnecting is no leave); the reaper announces
+    those who do not come back (presence_announce). Returns the rooms' groups."""
+    groups = []
+    for change in presence.disconnect(reply_channel):
+        Group(change.group).discard(reply_channel)
+        groups.append(change.group)
+        if change.announce is not None:
+            room = selectors.room_for_group(group=change.group)
+            if room is not None:
+                _announce_change(room, change)
+    return groups
+
+
+def presence_announce(change: presence.Change) -> None:
+    """The kit's call when a person's grace ran out (channels1_kit.presence.register, chat.apps)."""
+    room = selectors.room_for_group(group=change.group)
+    if room is not None:
+        _announce_change(room, change)
 
 
 @transaction.atomic
@@ -158,18 +140,23 @@ def room_update(*, room: Room, title: str, slug: str, staff_only: bool) -> Room:
 
 
 def room_delete(*, room: Room) -> None:
-    """Deletes the room with its presences and messages (the admin's delete). After the commit
-    its members are told and taken out of its group, and the lobby hears it is gone."""
+    """Deletes the room with its messages (the admin's delete). After the commit its members are
+    told, its presence is forgotten and they are taken out of its group, and the lobby hears it
+    is gone."""
     slug, group, staff_only = room.slug, room.group_name, room.staff_only
     with transaction.atomic():
-        # First, as in joins and leaves: a join waits for the delete, then finds no room.
-        if _lock_room(room) is None:
+        if not Room.objects.filter(pk=room.pk).exists():
             return
-        channels = list(Presence.objects.filter(room=room).values_list("reply_channel", flat=True))
         room.delete()
         broadcast_on_commit(group, frames.room_deleted_notice(slug=slug))
 
         def empty_group() -> None:
+            try:
+                channels = presence.drop_group(group)
+            except Exception:
+                # Redis down: the sweep drops the presence of a room that no longer exists.
+                logger.exception("could not forget the presence of %s", group)
+                return
             for channel in channels:
                 try:
                     Group(group).discard(channel)

@@ -264,11 +264,15 @@ class _RedisStore:
         redis, key = self._socket(socket)
         redis.delete(key)
 
-    def counts(self, groups: List[str]) -> Dict[str, int]:
+    def counts(self, groups: List[str]) -> Dict[str, Tuple[int, int]]:
         found = {}
         for group in groups:
             redis, keys = self._group(group)
-            found[group] = int(redis.hlen(keys[1]))
+            pipe = redis.pipeline(transaction=False)
+            pipe.hlen(keys[1])
+            pipe.get(keys[2])
+            members, seq = pipe.execute()
+            found[group] = (int(members), int(seq or 0))
         return found
 
     def sockets(self, group: str) -> List[Tuple[str, str, float]]:
@@ -376,9 +380,9 @@ class _LocalStore:
         with self.lock:
             self.groups_by_socket.pop(socket, None)
 
-    def counts(self, groups: List[str]) -> Dict[str, int]:
+    def counts(self, groups: List[str]) -> Dict[str, Tuple[int, int]]:
         with self.lock:
-            return {group: len(self.users_in.get(group, {})) for group in groups}
+            return {group: (len(self.users_in.get(group, {})), self.seqs.get(group, 0)) for group in groups}
 
     def sockets(self, group: str) -> List[Tuple[str, str, float]]:
         with self.lock:
@@ -447,10 +451,16 @@ def disconnect(socket: str) -> List[Change]:
 
 def members(group: str) -> int:
     """People in the group: one for each person with a socket in it (or within their grace)."""
-    return _store().counts([group])[group]
+    return _store().counts([group])[group][0]
 
 
 def counts(groups: Iterable[str]) -> Dict[str, int]:
+    return {group: members for group, (members, _) in _store().counts(list(groups)).items()}
+
+
+def state(groups: Iterable[str]) -> Dict[str, Tuple[int, int]]:
+    """Each group's people and presence number now (0 for a group no one has joined yet): what a
+    page rendered now shows, to be replaced by any frame with a higher number."""
     return _store().counts(list(groups))
 
 

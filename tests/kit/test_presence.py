@@ -60,6 +60,7 @@ def test_people_are_counted_once_however_many_sockets_they_have(layer):
     assert bob.seq > first.seq
     assert presence.members(ROOM) == 2
     assert presence.counts([ROOM, OTHER]) == {ROOM: 2, OTHER: 0}
+    assert presence.state([ROOM, OTHER]) == {ROOM: (2, bob.seq), OTHER: (0, 0)}
     assert sorted(presence.sockets_in(ROOM)) == sorted([socket("a1"), socket("a2"), socket("b1")])
 
 
