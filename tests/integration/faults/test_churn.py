@@ -102,9 +102,7 @@ def test_redis_keys_and_process_memory_stay_level_after_the_first_round(churn_st
         assert not any(churner.is_alive() for churner in churners)
         # Settled: every socket's disconnect handled, nothing of any socket left in Redis.
         wait_until(
-            lambda: not stack.driver("room_members", ROOM) and not stack.driver("presence", ROOM),
-            timeout=30,
-            message="every churned socket out of the room",
+            lambda: not stack.driver("room_members", ROOM), timeout=30, message="every churned socket out of the room"
         )
         kinds = wait_until(
             lambda: (lambda k: k if not k["session"] and not k["wait"] else None)(key_kinds(client)),
