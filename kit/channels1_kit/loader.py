@@ -1,5 +1,5 @@
 """The compatibility loader: channels 1.1.8, daphne 1.4.2 and asgi_redis 1.4.3, unmodified, on
-Django 2.2 to 5.2 and Python 3.11 to 3.13.
+Django 2.2 to 6.1 and Python 3.11 to 3.13.
 
 ``channels1_kit.pth``, installed with the package, calls ``install()`` at every interpreter
 start, so it is in place before anything imports channels or daphne: manage.py, runworker,
@@ -16,6 +16,12 @@ nothing where the runtime has it:
 ``Signal(providing_args=...)``
     Refused from Django 4.0; channels.signals passes it. While channels.signals runs, and
     only where Signal refuses the argument, it is accepted and dropped.
+``channels.delay``'s label ``channels.delay``
+    Refused from Django 3.2 (a label must be an identifier), so the delay server could not be
+    installed. Where it is refused, the app is labelled ``channels_delay``, its model keeps the
+    old label's table ``channels.delay_delayedmessage`` (with any pending messages), and its
+    initial migration replaces the old label's, so a database migrated on Django 2.2 counts as
+    migrated.
 ``TransactionTestCase._pre_setup`` as a classmethod
     Django 5.2 calls it on the class; channels.test's mixin defines it per instance, so a
     ChannelTestCaseMixin with TransactionTestCase failed in setUpClass. Adapted there only.
@@ -182,10 +188,68 @@ def _run_with_class_pre_setup(loader, module: types.ModuleType) -> None:
     mixin._post_teardown = _post_teardown
 
 
+# channels.delay's label until Django 3.2 refused it, and the one its table and migration rows carry.
+DELAY_LEGACY_LABEL = "channels.delay"
+# The label it gets where the runtime wants an identifier.
+DELAY_LABEL = "channels_delay"
+# Where every site that ran channels.delay keeps its pending messages: the old label's table.
+DELAY_TABLE = "channels.delay_delayedmessage"
+
+
+def app_labels_must_be_identifiers() -> bool:
+    """Does AppConfig refuse a dotted label, as channels.delay's (Django 3.2+)?"""
+    from django.apps import AppConfig
+    from django.core.exceptions import ImproperlyConfigured
+
+    class Probe(AppConfig):
+        label = "probe.dotted"
+        path = os.curdir
+
+    try:
+        Probe("probe", types.ModuleType("probe"))
+    except ImproperlyConfigured:
+        return True
+    return False
+
+
+def _run_delay_apps(loader, module: types.ModuleType) -> None:
+    """Runs channels.delay.apps with an identifier for a label, so that the app can be installed."""
+    loader.exec_module(module)
+    module.DelayConfig.label = DELAY_LABEL
+
+
+def _run_delay_models(loader, module: types.ModuleType) -> None:
+    """Runs channels.delay.models and keeps DelayedMessage in the table the old label named, with
+    the messages an upgrading site has pending. As a Meta option (original_attrs), so that the
+    migration state (_run_delay_initial_migration) and the model agree and makemigrations finds nothing."""
+    loader.exec_module(module)
+    options = module.DelayedMessage._meta
+    options.db_table = DELAY_TABLE
+    options.original_attrs["db_table"] = DELAY_TABLE
+
+
+def _run_delay_initial_migration(loader, module: types.ModuleType) -> None:
+    """Runs channels.delay's 0001_initial as the new label's: it creates the old label's table on a
+    fresh database, and replaces the old label's 0001_initial, so that on a database migrated
+    under that label (Django 2.2) it counts as applied and the table is left as it is."""
+    loader.exec_module(module)
+    migration = module.Migration
+    (create,) = migration.operations
+    create.options = {**create.options, "db_table": DELAY_TABLE}
+    migration.replaces = [(DELAY_LEGACY_LABEL, "0001_initial")]
+
+
 # Modules run with a fix where the runtime needs one: name -> (is it needed here?, how to run it, what it does).
 FIXUPS = {
     "channels.signals": (signal_refuses_providing_args, _run_with_legacy_signal, "Signal(providing_args=...) accepted"),
     "channels.test.base": (pre_setup_is_a_classmethod, _run_with_class_pre_setup, "_pre_setup as a classmethod"),
+    "channels.delay.apps": (app_labels_must_be_identifiers, _run_delay_apps, f"app label {DELAY_LABEL}"),
+    "channels.delay.models": (app_labels_must_be_identifiers, _run_delay_models, f"table {DELAY_TABLE} kept"),
+    "channels.delay.migrations.0001_initial": (
+        app_labels_must_be_identifiers,
+        _run_delay_initial_migration,
+        f"creates {DELAY_TABLE}, replaces {DELAY_LEGACY_LABEL}.0001_initial",
+    ),
 }
 
 
