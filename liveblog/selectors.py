@@ -9,6 +9,12 @@ def liveblog_get(*, slug: str) -> Optional[Liveblog]:
     return Liveblog.objects.filter(slug=slug).first()
 
 
+def liveblog_group_name(*, slug: str) -> Optional[str]:
+    """The channel-layer group of the liveblog called `slug` now, without loading it."""
+    pk = Liveblog.objects.filter(slug=slug).values_list("pk", flat=True).first()
+    return None if pk is None else Liveblog(pk=pk).group_name
+
+
 def liveblog_list() -> List[Liveblog]:
     return list(Liveblog.objects.all())
 
