@@ -332,11 +332,12 @@ def _reconnect_verdict(target: dict, key: str) -> tuple[str, bool | None]:
     if not alone or not beside:
         return "not measured", None
     counts = flooded.get("flood", {})
+    served = counts.get("opened", 0) - counts.get("sent_away", 0)
     ratio = beside / alone
     measured = (
         f"p50 {_ms(beside)} beside it, {_ms(alone)} quiet ({ratio:.1f}×), {flooded.get('lost', 0)} of "
-        f"{flooded.get('tried', 0)} lost; it opened {_n(counts.get('opened'))} sockets, "
-        f"{_n(counts.get('refused'))} handshakes refused"
+        f"{flooded.get('tried', 0)} lost; of its handshakes {_n(counts.get('refused'))} were refused, "
+        f"{_n(counts.get('sent_away'))} sent away (4430) and {_n(served)} served"
     )
     return measured, ratio <= RECONNECT_SLOWDOWN and not flooded.get("lost")
 
@@ -407,7 +408,8 @@ def _clients_section(targets: list[tuple[str, dict]]) -> list[str]:
                         _ms(trips["p50"]),
                         _ms(trips["p99"]),
                         f"{echo.get('lost', 0)}/{echo.get('tried', 0)}",
-                        _n(counts.get("opened")),
+                        _n(counts.get("opened", 0) - counts.get("sent_away", 0)),
+                        _n(counts.get("sent_away")),
                         _n(counts.get("refused")),
                     ]
                 )
@@ -436,7 +438,8 @@ def _clients_section(targets: list[tuple[str, dict]]) -> list[str]:
             "chat on the peer). The site runs this phase with its production client budgets.",
             "",
             _table(
-                ["", "flooding client", "quiet p50", "p50", "p99", "lost", "sockets it opened", "refused"], flood_rows
+                ["", "flooding client", "quiet p50", "p50", "p99", "lost", "served", "sent away", "refused"],
+                flood_rows,
             ),
         ]
     if churn_rows:

@@ -265,8 +265,8 @@ async def phase_clients(target, config: scenarios.Config, results: dict, say: Sa
         results[key] = echo = await scenarios.echo(target, config, flooder=flooder, **bounds)
         counts = echo.get("flood", {})
         say(
-            f"echo beside {who}: {_ms(echo.get('round_trips'))}, {echo.get('lost')} lost; the flood opened "
-            f"{counts.get('opened')} sockets, {counts.get('refused')} handshakes refused"
+            f"echo beside {who}: {_ms(echo.get('round_trips'))}, {echo.get('lost')} lost; of its handshakes "
+            f"{counts.get('refused')} refused, {counts.get('sent_away')} sent away, of {counts.get('opened')} answered"
         )
     say(f"churn: {config.churn_rounds} rounds of {config.churn_clients} clients for {config.churn_seconds:g} s")
     results["churn"] = churn = await scenarios.churn(target, config)

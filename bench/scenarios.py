@@ -310,14 +310,19 @@ def reconnect_flooder(*, logged_in: bool) -> Flooder:
     `logged_in`, else an anonymous reader of the liveblog that connects and drops."""
 
     async def reconnect_flood(target, stop: asyncio.Event, counts: dict) -> None:
-        counts.update(opened=0, refused=0, frames=0)
+        counts.update(opened=0, refused=0, sent_away=0, frames=0)
         cookie = target.flood_cookie if logged_in else None
+
+        def on_text(socket: Socket, data: bytes, at: float) -> None:
+            # The site's answer to a client it sent away: a frame, then 4430, from daphne itself.
+            if b'"too-many-connections"' in data:
+                counts["sent_away"] += 1
 
         async def loop(index: int) -> None:
             url = target.chat_url(index % target.daphne_count) if logged_in else target.reader_url(index)
             while not stop.is_set():
                 try:
-                    socket = await connect(url, cookie=cookie, timeout=5)
+                    socket = await connect(url, cookie=cookie, on_text=on_text, timeout=5)
                 except Exception:
                     counts["refused"] += 1
                     # No Retry-After honoured: a broken page; the pause only keeps this loop
