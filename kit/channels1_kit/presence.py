@@ -497,8 +497,12 @@ def forget_gone(*, gone: Callable[[str, float], bool]) -> int:
             removed += len(store.drop(group))
             continue
         for socket, _, since in store.sockets(group):
-            if gone(socket, since) and store.leave(group, socket, now, grace) is not None:
+            change = store.leave(group, socket, now, grace) if gone(socket, since) else None
+            if change is not None:
                 removed += 1
+                # With no grace (0) its person is gone at once: no reaper will tell their app.
+                if change.announce is not None:
+                    _tell(change)
     if removed:
         logger.info("Presence: removed %d socket(s) of gone sockets or groups", removed)
     return removed
@@ -508,14 +512,19 @@ def reap(now: Optional[float] = None) -> List[Change]:
     """Takes out every person whose grace ran out with no socket back, and tells their app."""
     changes = _store().reap(time.time() if now is None else now)
     for change in changes:
-        app = _app_of(change.group)
-        if app is None:
-            continue
-        try:
-            app.announce(change)
-        except Exception:
-            logger.exception("presence: announcing %s in %s failed", change.announce, change.group)
+        _tell(change)
     return changes
+
+
+def _tell(change: Change) -> None:
+    """Tells the app of the group a change the kit made on its own."""
+    app = _app_of(change.group)
+    if app is None:
+        return
+    try:
+        app.announce(change)
+    except Exception:
+        logger.exception("presence: announcing %s in %s failed", change.announce, change.group)
 
 
 def _reap_forever(interval: float) -> None:

@@ -155,6 +155,17 @@ def test_the_sweep_takes_gone_sockets_out_with_the_grace_and_drops_groups_that_n
     assert [(change.user, change.members) for change in expired] == [("1", 1)]
 
 
+@override_settings(CHANNELS1_KIT_PRESENCE_GRACE_SECONDS=0)
+def test_without_a_grace_the_sweeps_leaves_are_told_at_once(layer, announced):
+    presence.join(ROOM, socket=socket("gone"), user="1")
+    presence.join(ROOM, socket=socket("live"), user="2")
+
+    assert presence.forget_gone(gone=lambda channel, since: channel == socket("gone")) == 1
+
+    assert [(change.announce, change.user, change.members) for change in announced] == [("left", "1", 1)]
+    assert presence.reap(now=presence.time.time() + 60) == []
+
+
 def test_registering_presence_puts_it_in_the_sweep(announced):
     assert "channels1_kit.presence" in {app.label for app in sockets.registered()}
 
