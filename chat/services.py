@@ -74,9 +74,13 @@ def _announce_change(room: Room, change: presence.Change, *, username: Optional[
 def room_join(*, room: Room, user: User, reply_channel: str) -> Joined:
     """Puts the socket in the room; returns how many people are in it now, and the seq.
 
-    A room deleted between the caller's read and this join keeps no one: its presence is dropped
-    by the sweep (selectors.room_group_names), and nothing is sent to its group any more."""
+    A room deleted between the caller's read and this join is refused (room-not-found) and keeps
+    no one. Checked after the join: a delete that commits later forgets this join with the
+    room's presence (room_delete), and the sweep drops whatever a race leaves of it."""
     change = presence.join(room.group_name, socket=reply_channel, user=str(user.pk))
+    if not Room.objects.filter(pk=room.pk).exists():
+        presence.leave(room.group_name, socket=reply_channel)
+        raise ClientError("room-not-found", "There is no such room.")
     Group(room.group_name).add(reply_channel)
     # Counts are of people: another tab of someone already here, or someone back within their
     # grace, changes nothing to announce.
