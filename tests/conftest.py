@@ -43,3 +43,14 @@ def _channel_sessions_beside_http_sessions(request):
     settings = request.getfixturevalue("settings")
     settings.CHANNEL_SESSION_ENGINE = settings.SESSION_ENGINE
     yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_presence(request, monkeypatch):
+    """In-process tests count presence in the process (the in-memory layer has no Redis): each
+    test starts with no one in any group, whatever the tests before it joined."""
+    if request.node.get_closest_marker("integration"):
+        return
+    from channels1_kit import presence
+
+    monkeypatch.setattr(presence, "_local", presence._LocalStore())

@@ -1,17 +1,18 @@
 """Issue 12 for the chat: groups named by primary key (a renamed room keeps its sockets), rooms
 deleted through the services (members and lobby told), presence frames numbered per room (seq)."""
 
-from channels import Group
-from django.contrib.admin.sites import site as admin_site
-from django.contrib.auth.models import User
-from django.db import transaction
-from django.test import Client, RequestFactory
+import time
 
-from channels1_kit import sockets
+from channels import Group
+from django.contrib.auth.models import User
+from django.db import connection, transaction
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from channels1_kit import presence, sockets
 from channels1_kit.websocket import ClientError
 from chat import selectors, services
-from chat.admin import PresenceAdmin
-from chat.models import LOBBY_GROUP, Message, Presence, Room
+from chat.models import LOBBY_GROUP, Message, Room
 from tests.chat.test_consumers import ChatStreamTestCase
 from tests.support.channel_tests import StreamClient
 
@@ -78,7 +79,7 @@ class GroupNameTests(ChangesTestCase):
         self.assertIn({"leave": "lounge"}, bob.frames())
         left = [f for f in alice.frames() if f.get("type") == "left"]
         self.assertEqual([(f["room"], f["username"], f["members"]) for f in left], [("lounge", "bob", 1)])
-        self.assertEqual(list(Presence.objects.values_list("user__username", flat=True)), ["alice"])
+        self.assertEqual(presence.sockets_in(self.general.group_name), [alice.reply_channel])
 
     def test_the_channel_session_lists_rooms_by_primary_key(self):
         alice = self.joined(self.alice)
@@ -144,7 +145,10 @@ class RoomDeleteTests(ChangesTestCase):
             self.assertIn({"type": "room.deleted", "room": "general"}, frames)
         self.assertEqual(lobby.frames(), [{"type": "room.deleted", "room": "general"}])
         self.assertFalse(Room.objects.filter(slug="general").exists())
-        self.assertFalse(Presence.objects.filter(reply_channel__in=[alice.reply_channel, bob.reply_channel]).exists())
+        # Its presence is forgotten: no one counted, nothing left for the sweep.
+        self.assertEqual(presence.sockets_in(group), [])
+        self.assertEqual(presence.members(group), 0)
+        self.assertEqual(presence.all_sockets(), [])
         self.assertFalse(Message.objects.exists())
         # Out of the group: nothing sent to it reaches them.
         Group(group).send({"text": '{"late": true}'}, immediately=True)
@@ -196,7 +200,7 @@ class RoomDeleteTests(ChangesTestCase):
 
         self.assertEqual(session_for_reply_channel(alice.reply_channel).load()["rooms"], [])
         alice.disconnect()
-        self.assertFalse(Presence.objects.exists())
+        self.assertEqual(presence.all_sockets(), [])
 
     def test_a_room_recreated_under_the_same_slug_is_not_joined(self):
         alice = self.joined(self.alice)
@@ -214,7 +218,8 @@ class RoomDeleteTests(ChangesTestCase):
         with self.assertRaises(ClientError) as raised:
             services.room_join(room=stale, user=self.alice, reply_channel="sock.a")
         self.assertEqual(raised.exception.code, "room-not-found")
-        self.assertFalse(Presence.objects.exists())
+        self.assertEqual(presence.all_sockets(), [])
+        self.assertEqual(presence.members(stale.group_name), 0)
 
     def test_deleting_a_room_twice_sends_nothing_the_second_time(self):
         stale = Room.objects.get(pk=self.general.pk)
@@ -244,6 +249,7 @@ class AdminTests(ChangesTestCase):
         frames = alice.frames()
         self.assertIn({"type": "room.deleted", "room": "general", "message": "This room was deleted."}, frames)
         self.assertIn({"type": "room.deleted", "room": "general"}, frames)
+        self.assertEqual(presence.all_sockets(), [])
 
     def test_deleting_rooms_from_the_list_goes_through_the_service_for_each(self):
         alice = self.joined(self.alice)
@@ -287,26 +293,26 @@ class AdminTests(ChangesTestCase):
         self.assertIn(renamed, boss.frames())
         self.assertEqual([f for f in alice.frames() if f.get("type") == "room.renamed"], [])
 
-    def test_presences_are_read_only_in_the_admin(self):
-        Presence.objects.create(room=self.general, user=self.alice, reply_channel="sock.a")
-        presence = Presence.objects.get()
-        model_admin = PresenceAdmin(Presence, admin_site)
-        request = RequestFactory().get("/admin/chat/presence/")
-        request.user = self.superuser
-        self.assertFalse(model_admin.has_add_permission(request))
-        self.assertFalse(model_admin.has_change_permission(request, presence))
-        self.assertFalse(model_admin.has_delete_permission(request, presence))
-        self.assertNotIn("delete_selected", model_admin.get_actions(request))
+    def test_the_admin_has_no_presence_page(self):
+        # Who is in a room is the sockets' own state in Redis, not data to edit.
+        self.joined(self.alice)
+        index = self.admin.get("/admin/chat/")
+        self.assertEqual(index.status_code, 200)
+        self.assertNotContains(index, "/admin/chat/presence/")
+        self.assertEqual(self.admin.get("/admin/chat/presence/").status_code, 404)
 
-        listing = self.admin.get("/admin/chat/presence/")
-        self.assertEqual(listing.status_code, 200)
-        self.assertContains(listing, "sock.a")
-        self.assertNotContains(listing, f"/admin/chat/presence/{presence.pk}/change/")
-        self.assertEqual(self.admin.get("/admin/chat/presence/add/").status_code, 403)
-        self.assertEqual(
-            self.admin.post(f"/admin/chat/presence/{presence.pk}/delete/", {"post": "yes"}).status_code, 403
-        )
-        self.assertTrue(Presence.objects.exists())
+    def test_a_room_with_people_in_it_is_deleted_from_the_admin_like_any_other(self):
+        self.joined(self.alice)
+        url = f"/admin/chat/room/{self.general.pk}/delete/"
+
+        confirmation = self.admin.get(url)
+
+        # Nothing the admin would refuse to delete with the room (as read-only rows were).
+        self.assertEqual(confirmation.status_code, 200)
+        self.assertNotContains(confirmation, "would require deleting the following protected")
+        self.assertNotContains(confirmation, "your account doesn't have permission")
+        self.assertEqual(self.admin.post(url, {"post": "yes"}).status_code, 302)
+        self.assertFalse(Room.objects.filter(pk=self.general.pk).exists())
 
 
 # -- 3. presence seq ---------------------------------------------------------------------------
@@ -314,33 +320,30 @@ class AdminTests(ChangesTestCase):
 
 class PresenceSeqTests(ChangesTestCase):
     def seq(self, room: Room) -> int:
-        return Room.objects.get(pk=room.pk).presence_seq
+        """The room's presence number now, as the lobby page is rendered with it."""
+        return selectors.room_member_counts(rooms=[room])[room.slug].seq
 
-    def test_a_new_room_starts_at_zero_and_each_join_and_leave_bumps_it(self):
+    def test_a_room_no_one_joined_has_none_and_each_change_of_the_people_raises_it(self):
         self.assertEqual(self.seq(self.general), 0)
-        self.assertEqual(services.room_join(room=self.general, user=self.alice, reply_channel="a").seq, 1)
-        # Also a change nobody hears of (a second tab): the seq only has to grow.
-        self.assertEqual(services.room_join(room=self.general, user=self.alice, reply_channel="b").seq, 2)
-        services.room_leave(room=self.general, reply_channel="a")
-        self.assertEqual(self.seq(self.general), 3)
+        first = services.room_join(room=self.general, user=self.alice, reply_channel="a")
+        self.assertGreater(first.seq, 0)
+        # A change nobody hears of (a second tab) is no newer count: the number stays.
+        self.assertEqual(services.room_join(room=self.general, user=self.alice, reply_channel="b").seq, first.seq)
+        bob = services.room_join(room=self.general, user=self.bob, reply_channel="c")
+        self.assertGreater(bob.seq, first.seq)
+        services.room_leave(room=self.general, reply_channel="c", user=self.bob)
+        self.assertGreater(self.seq(self.general), bob.seq)
         self.assertEqual(self.seq(self.random), 0)
 
-    def test_a_rolled_back_join_does_not_bump_it(self):
-        with self.assertRaises(Rollback):
-            with transaction.atomic():
-                services.room_join(room=self.general, user=self.alice, reply_channel="a")
-                raise Rollback()
-        self.assertEqual(self.seq(self.general), 0)
-
-    def test_lock_room_is_still_the_first_statement_and_an_update(self):
-        from django.db import connection
-        from django.test.utils import CaptureQueriesContext
-
+    def test_joins_and_leaves_write_nothing_to_the_database(self):
+        # No lock on the room, no row per socket: a crowd's joins go on side by side.
         with CaptureQueriesContext(connection) as queries:
             services.room_join(room=self.general, user=self.alice, reply_channel="a")
-        statements = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(("SAVEPOINT", "BEGIN"))]
-        self.assertTrue(statements[0].startswith("UPDATE"), statements[0])
-        self.assertIn("presence_seq", statements[0])
+            services.room_join(room=self.general, user=self.bob, reply_channel="b")
+            services.room_leave(room=self.general, reply_channel="a", user=self.alice)
+            services.socket_leave_all(reply_channel="b")
+        statements = [query["sql"] for query in queries.captured_queries]
+        self.assertTrue(all(sql.startswith("SELECT") for sql in statements), statements)
 
     def test_every_presence_frame_carries_the_seq_of_its_change_in_order(self):
         room_watcher = listener(self.general.group_name)
@@ -350,26 +353,44 @@ class PresenceSeqTests(ChangesTestCase):
         boss = self.joined(self.boss)
         bob.send_json({"command": "leave", "room": "general"})
         boss.disconnect()
+        # boss's disconnect is a leave once his grace ran out, told then by the reaper.
+        presence.reap(now=time.time() + presence.grace_seconds() + 1)
         alice.send_json({"command": "leave", "room": "general"})
 
-        notices = [(f["type"], f["members"], f["seq"]) for f in room_watcher.frames()]
+        notices = room_watcher.frames()
         self.assertEqual(
-            notices,
-            [("joined", 1, 1), ("joined", 2, 2), ("joined", 3, 3), ("left", 2, 4), ("left", 1, 5), ("left", 0, 6)],
+            [(f["type"], f["username"], f["members"]) for f in notices],
+            [
+                ("joined", "alice", 1),
+                ("joined", "bob", 2),
+                ("joined", "boss", 3),
+                ("left", "bob", 2),
+                ("left", "boss", 1),
+                ("left", "alice", 0),
+            ],
         )
-        self.assertEqual([(f["members"], f["seq"]) for f in lobby.frames()], [(m, s) for _, m, s in notices])
+        seqs = [f["seq"] for f in notices]
+        self.assertEqual(seqs, sorted(set(seqs)), "strictly increasing")
+        self.assertEqual(
+            [(f["members"], f["seq"]) for f in lobby.frames()], [(f["members"], f["seq"]) for f in notices]
+        )
+        self.assertEqual(self.seq(self.general), seqs[-1])
 
-    def test_the_join_reply_carries_the_seq(self):
-        services.room_join(room=self.general, user=self.bob, reply_channel="sock.b")
+    def test_the_join_reply_carries_the_seq_of_the_join(self):
+        bob = services.room_join(room=self.general, user=self.bob, reply_channel="sock.b")
+        watcher = listener(self.general.group_name)
         alice = self.socket(self.alice)
         alice.send_json({"command": "join", "room": "general"})
         (reply,) = [f for f in alice.frames() if "join" in f]
-        self.assertEqual((reply["members"], reply["seq"]), (2, 2))
+        self.assertEqual(reply["members"], 2)
+        self.assertGreater(reply["seq"], bob.seq)
+        self.assertEqual([f["seq"] for f in watcher.frames() if f.get("type") == "joined"], [reply["seq"]])
 
-    def test_the_page_renders_each_rooms_seq(self):
-        services.room_join(room=self.general, user=self.bob, reply_channel="sock.b")
+    def test_the_page_renders_each_rooms_count_and_seq(self):
+        bob = services.room_join(room=self.general, user=self.bob, reply_channel="sock.b")
         page = Client()
         page.force_login(self.alice)
         response = page.get("/chat/")
-        self.assertContains(response, 'data-room="general" data-seq="1"')
+        self.assertContains(response, f'data-room="general" data-seq="{bob.seq}"')
         self.assertContains(response, 'data-room="random" data-seq="0"')
+        self.assertContains(response, '<span class="count">1</span> here')

@@ -8,10 +8,10 @@ from channels.test import TransactionChannelTestCase
 from django.contrib.auth.models import User
 from django.test import override_settings
 
-from channels1_kit import websocket
+from channels1_kit import presence, websocket
 from channels1_kit.websocket import CLOSE_RECONNECT, OVERSIZED_KEY
 from chat import conf, services
-from chat.models import Message, Presence
+from chat.models import Message
 from tests.support.channel_tests import IN_MEMORY_LAYERS, StreamClient
 
 STREAM = "/chat/stream/"
@@ -48,7 +48,7 @@ class OriginTests(GuardTestCase):
                 # channels' DenyConnection: the worker closes the handshake, daphne answers 403.
                 with self.assertRaises(DenyConnection):
                     self.socket(origin=origin)
-        self.assertFalse(Presence.objects.exists())
+        self.assertEqual(presence.all_sockets(), [])
 
 
 def outcomes(frames) -> list:
@@ -97,7 +97,7 @@ class RateLimitTests(GuardTestCase):
             client.send_json({"command": "join", "room": "random"})
             client.send_json({"command": "send", "room": "general", "message": "sends are counted apart"})
         self.assertEqual(outcomes(client.frames()), ["random", "random", "rate-limited", "sends are counted apart"])
-        self.assertEqual(Presence.objects.filter(room=self.random).count(), 0)
+        self.assertEqual(presence.sockets_in(self.random.group_name), [])
 
 
 class FrameTests(GuardTestCase):

@@ -1,14 +1,23 @@
 """chat.consumers through the project routing, as daphne and the workers run them."""
 
+import time
+
 from channels.test import TransactionChannelTestCase
 from django.contrib.auth.models import User
 from django.test import override_settings
 
+from channels1_kit import presence
 from chat import conf, services
-from chat.models import Message, Presence
+from chat.models import Message
 from tests.support.channel_tests import IN_MEMORY_LAYERS, StreamClient
 
 STREAM = "/chat/stream/"
+
+
+def unnumbered(frames: list) -> list:
+    """The frames less their presence number ("seq"), which starts from the clock: tests compare
+    seqs with each other (and with what presence says now), not with constants."""
+    return [{key: value for key, value in frame.items() if key != "seq"} for frame in frames]
 
 
 # Transaction test case: broadcasts wait for a real commit, which TestCase never makes.
@@ -39,6 +48,18 @@ class ChatStreamTestCase(TransactionChannelTestCase):
         """What the socket got, less the lobby's presence counts that every logged-in socket gets."""
         return [frame for frame in client.frames() if frame.get("type") != "presence"]
 
+    def in_room(self, room) -> list:
+        """The sockets the room's presence counts."""
+        return sorted(presence.sockets_in(room.group_name))
+
+    def seq(self, room) -> int:
+        """The room's presence number now: the seq of the last change of its people."""
+        return presence.state([room.group_name])[room.group_name][1]
+
+    def reap_after_the_grace(self) -> None:
+        """What each worker's reaper does once the grace of people who did not come back ran out."""
+        presence.reap(now=time.time() + presence.grace_seconds() + 1)
+
     def reply(self, client: StreamClient, key: str) -> dict:
         """The one frame that has `key`, among what the socket got; fails if there is not exactly one."""
         matching = [frame for frame in client.frames() if key in frame]
@@ -53,7 +74,9 @@ class ConnectTests(ChatStreamTestCase):
 
         self.joined(self.bob)
 
-        self.assertEqual(lobby.frames(), [{"type": "presence", "room": "general", "members": 1, "seq": 1}])
+        self.assertEqual(
+            lobby.frames(), [{"type": "presence", "room": "general", "members": 1, "seq": self.seq(self.general)}]
+        )
 
     def test_lobby_counts_of_staff_rooms_go_nowhere(self):
         lobby = self.socket(self.boss)
@@ -70,7 +93,7 @@ class ConnectTests(ChatStreamTestCase):
         self.assertEqual(anonymous.frame()["error"], "login-required")
         anonymous.send_json({"command": "send", "room": "general", "message": "hi"})
         self.assertEqual(anonymous.frame()["error"], "login-required")
-        self.assertFalse(Presence.objects.exists())
+        self.assertEqual(presence.all_sockets(), [])
         self.assertFalse(Message.objects.exists())
 
     def test_an_anonymous_socket_gets_no_lobby_counts(self):
@@ -94,7 +117,7 @@ class JoinTests(ChatStreamTestCase):
         self.assertEqual(reply["join"], "general")
         self.assertEqual(reply["title"], "General")
         self.assertEqual(reply["members"], 1)
-        self.assertEqual(reply["seq"], 1)
+        self.assertEqual(reply["seq"], self.seq(self.general))
         self.assertEqual([m["id"] for m in reply["messages"]], [m.id for m in sent])
         self.assertEqual(
             reply["messages"][0],
@@ -107,7 +130,7 @@ class JoinTests(ChatStreamTestCase):
                 "created": sent[0].created.isoformat(),
             },
         )
-        self.assertEqual(Presence.objects.get().reply_channel, client.reply_channel)
+        self.assertEqual(self.in_room(self.general), [client.reply_channel])
 
     def test_join_history_is_the_newest_messages_only(self):
         ids = [
@@ -139,25 +162,28 @@ class JoinTests(ChatStreamTestCase):
     def test_members_hear_who_joined_and_left_with_the_count(self):
         alice = self.joined(self.alice)
         bob = self.joined(self.bob)
+        joined = self.seq(self.general)
         self.assertEqual(
             alice.frames(),
             [
-                {"type": "joined", "room": "general", "username": "bob", "members": 2, "seq": 2},
-                {"type": "presence", "room": "general", "members": 2, "seq": 2},
+                {"type": "joined", "room": "general", "username": "bob", "members": 2, "seq": joined},
+                {"type": "presence", "room": "general", "members": 2, "seq": joined},
             ],
         )
 
         bob.send_json({"command": "leave", "room": "general"})
 
         self.assertEqual(self.room_frames(bob), [{"leave": "general"}])
+        left = self.seq(self.general)
+        self.assertGreater(left, joined)
         self.assertEqual(
             alice.frames(),
             [
-                {"type": "left", "room": "general", "username": "bob", "members": 1, "seq": 3},
-                {"type": "presence", "room": "general", "members": 1, "seq": 3},
+                {"type": "left", "room": "general", "username": "bob", "members": 1, "seq": left},
+                {"type": "presence", "room": "general", "members": 1, "seq": left},
             ],
         )
-        self.assertEqual(list(Presence.objects.values_list("user__username", flat=True)), ["alice"])
+        self.assertEqual(self.in_room(self.general), [alice.reply_channel])
 
     def test_two_sockets_of_one_user_count_once(self):
         first = self.joined(self.alice)
@@ -168,17 +194,20 @@ class JoinTests(ChatStreamTestCase):
         second.send_json({"command": "join", "room": "general"})
 
         self.assertEqual(self.reply(second, "join")["members"], 2)
-        self.assertEqual(Presence.objects.filter(user=self.alice).count(), 2)
+        self.assertEqual(
+            self.in_room(self.general), sorted([first.reply_channel, second.reply_channel, bob.reply_channel])
+        )
         self.assertEqual(bob.frames(), [])
 
         first.disconnect()
+        self.reap_after_the_grace()
         self.assertEqual(bob.frames(), [])
         second.send_json({"command": "leave", "room": "general"})
         self.assertEqual(
-            bob.frames(),
+            unnumbered(bob.frames()),
             [
-                {"type": "left", "room": "general", "username": "alice", "members": 1, "seq": 5},
-                {"type": "presence", "room": "general", "members": 1, "seq": 5},
+                {"type": "left", "room": "general", "username": "alice", "members": 1},
+                {"type": "presence", "room": "general", "members": 1},
             ],
         )
 
@@ -254,15 +283,64 @@ class DisconnectTests(ChatStreamTestCase):
 
         alice.disconnect()
 
-        self.assertFalse(Presence.objects.filter(reply_channel=alice.reply_channel).exists())
-        frames = bob.frames()
-        self.assertIn({"type": "left", "room": "general", "username": "alice", "members": 1, "seq": 3}, frames)
-        self.assertIn({"type": "presence", "room": "general", "members": 1, "seq": 3}, frames)
-        self.assertIn({"type": "presence", "room": "random", "members": 0, "seq": 2}, frames)
-        self.assertEqual(len(frames), 3, frames)
+        self.assertEqual(self.in_room(self.general), [bob.reply_channel])
+        self.assertEqual(self.in_room(self.random), [])
         # Out of the lobby too: counts no longer reach the closed socket.
         self.joined(self.boss, "random")
         self.assertEqual(alice.frames(), [])
+
+    def test_a_person_who_does_not_come_back_is_told_gone_once_the_grace_ran_out(self):
+        alice = self.joined(self.alice, "general")
+        alice.send_json({"command": "join", "room": "random"})
+        bob = self.joined(self.bob, "general")
+        bob.frames()
+
+        alice.disconnect()
+
+        # A page that reconnects within the grace (a deploy, a network blip) is no leave.
+        self.assertEqual(bob.frames(), [])
+        self.assertEqual(presence.members(self.general.group_name), 2)
+
+        self.reap_after_the_grace()
+
+        frames = bob.frames()
+        general, random = self.seq(self.general), self.seq(self.random)
+        self.assertIn({"type": "left", "room": "general", "username": "alice", "members": 1, "seq": general}, frames)
+        self.assertIn({"type": "presence", "room": "general", "members": 1, "seq": general}, frames)
+        self.assertIn({"type": "presence", "room": "random", "members": 0, "seq": random}, frames)
+        self.assertEqual(len(frames), 3, frames)
+
+    def test_a_page_that_reconnects_within_the_grace_neither_left_nor_joined(self):
+        alice = self.joined(self.alice)
+        bob = self.joined(self.bob)
+        before = self.seq(self.general)
+        bob.frames()
+
+        alice.disconnect()
+        again = self.socket(self.alice)
+        again.send_json({"command": "join", "room": "general"})
+
+        reply = self.reply(again, "join")
+        self.assertEqual((reply["members"], reply["seq"]), (2, before))
+        self.reap_after_the_grace()
+        self.assertEqual(bob.frames(), [])
+        self.assertEqual(self.in_room(self.general), sorted([again.reply_channel, bob.reply_channel]))
+
+    @override_settings(CHANNELS1_KIT_PRESENCE_GRACE_SECONDS=0)
+    def test_with_no_grace_a_disconnect_is_a_leave_at_once(self):
+        alice = self.joined(self.alice)
+        bob = self.joined(self.bob)
+        bob.frames()
+
+        alice.disconnect()
+
+        self.assertEqual(
+            unnumbered(bob.frames()),
+            [
+                {"type": "left", "room": "general", "username": "alice", "members": 1},
+                {"type": "presence", "room": "general", "members": 1},
+            ],
+        )
 
     def test_a_closed_socket_is_in_no_group_any_more(self):
         alice = self.joined(self.alice)
@@ -273,7 +351,7 @@ class DisconnectTests(ChatStreamTestCase):
         bob.send_json({"command": "send", "room": "general", "message": "hi"})
 
         self.assertEqual(alice.frames(), [])
-        self.assertEqual(Presence.objects.get().user, self.bob)
+        self.assertEqual(self.in_room(self.general), [bob.reply_channel])
 
 
 class ClientErrorTests(ChatStreamTestCase):
@@ -290,7 +368,7 @@ class ClientErrorTests(ChatStreamTestCase):
         client = self.socket(self.alice)
         client.send_json({"command": "join", "room": "staff"})
         self.assertRefusedThenStillWorks(client, "room-forbidden")
-        self.assertFalse(Presence.objects.filter(room=self.staff).exists())
+        self.assertEqual(self.in_room(self.staff), [])
 
     def test_unknown_room(self):
         client = self.socket(self.alice)
@@ -371,8 +449,7 @@ class ClientErrorTests(ChatStreamTestCase):
                 client = self.socket(self.alice)
                 client.send_json({"command": "join", "room": "general", "since": since})
                 self.assertRefusedThenStillWorks(client, "invalid-since")
-                in_general = Presence.objects.filter(room=self.general, reply_channel=client.reply_channel)
-                self.assertFalse(in_general.exists())
+                self.assertNotIn(client.reply_channel, self.in_room(self.general))
 
     def test_invalid_since_on_history(self):
         client = self.joined(self.alice)

@@ -1,13 +1,17 @@
 """chat.selectors: who may enter which room, how many people are in it, which messages to replay."""
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.test import TestCase
+from django.test import TestCase, override_settings
 
+from channels1_kit import presence
 from channels1_kit.websocket import ClientError
 from chat import selectors
-from chat.models import Message, Presence, Room
+from chat.models import LOBBY_GROUP, Message, Room
+from tests.support.channel_tests import IN_MEMORY_LAYERS
 
 
+# Presence in the process (the in-memory layer has no Redis), fresh for each test (tests/conftest.py).
+@override_settings(CHANNEL_LAYERS=IN_MEMORY_LAYERS)
 class SelectorTests(TestCase):
     @classmethod
     def setUpTestData(cls):
@@ -38,25 +42,51 @@ class SelectorTests(TestCase):
         self.assertEqual(list(selectors.rooms_visible_to(user=self.alice)), [self.general])
         self.assertEqual(list(selectors.rooms_visible_to(user=self.boss)), [self.general, self.staff])
 
+    def join(self, room: Room, user: User, socket: str) -> presence.Change:
+        return presence.join(room.group_name, socket=socket, user=str(user.pk))
+
     def test_room_member_count_counts_people_not_sockets(self):
-        Presence.objects.create(room=self.general, user=self.alice, reply_channel="daphne.response.a!1")
-        Presence.objects.create(room=self.general, user=self.alice, reply_channel="daphne.response.b!2")
-        Presence.objects.create(room=self.general, user=self.bob, reply_channel="daphne.response.a!3")
-        Presence.objects.create(room=self.staff, user=self.boss, reply_channel="daphne.response.a!4")
+        self.join(self.general, self.alice, "daphne.response.a!1")
+        self.join(self.general, self.alice, "daphne.response.b!2")
+        self.join(self.general, self.bob, "daphne.response.a!3")
+        self.join(self.staff, self.boss, "daphne.response.a!4")
 
         self.assertEqual(selectors.room_member_count(room=self.general), 2)
-        self.assertEqual(selectors.room_member_counts(rooms=[self.general, self.staff]), {"general": 2, "staff": 1})
+        self.assertEqual(selectors.room_member_count(room=self.staff), 1)
 
-    def test_room_counts_are_the_people_in_the_room_and_one_users_sockets_there(self):
-        Presence.objects.create(room=self.general, user=self.alice, reply_channel="daphne.response.a!1")
-        Presence.objects.create(room=self.general, user=self.alice, reply_channel="daphne.response.b!2")
-        Presence.objects.create(room=self.general, user=self.bob, reply_channel="daphne.response.a!3")
-        Presence.objects.create(room=self.staff, user=self.alice, reply_channel="daphne.response.a!4")
+    def test_room_member_counts_are_each_rooms_people_and_presence_number_by_slug(self):
+        self.join(self.general, self.alice, "daphne.response.a!1")
+        last = self.join(self.general, self.bob, "daphne.response.a!2")
+        staff = self.join(self.staff, self.boss, "daphne.response.a!3")
+        empty = Room.objects.create(title="Empty", slug="empty")
 
-        self.assertEqual(selectors.room_counts(room=self.general, user=self.alice), (2, 2))
-        self.assertEqual(selectors.room_counts(room=self.general, user=self.bob), (2, 1))
-        self.assertEqual(selectors.room_counts(room=self.general, user=self.boss), (2, 0))
-        self.assertEqual(selectors.room_counts(room=self.staff, user=self.alice), (1, 1))
+        counts = selectors.room_member_counts(rooms=[self.general, self.staff, empty])
+
+        self.assertEqual(
+            counts,
+            {
+                "general": selectors.RoomCount(members=2, seq=last.seq),
+                "staff": selectors.RoomCount(members=1, seq=staff.seq),
+                # No one ever joined: any frame about it is newer than what the page shows.
+                "empty": selectors.RoomCount(members=0, seq=0),
+            },
+        )
+
+    def test_room_for_group_is_the_room_of_a_rooms_group_while_it_exists(self):
+        self.assertEqual(selectors.room_for_group(group=self.general.group_name), self.general)
+        gone = Room.objects.create(title="Gone", slug="gone")
+        group = gone.group_name
+        gone.delete()
+        for other in (group, LOBBY_GROUP, "chat.room.", "chat.room.x1", "liveblog.1"):
+            with self.subTest(group=other):
+                self.assertIsNone(selectors.room_for_group(group=other))
+
+    def test_room_group_names_are_the_groups_of_the_rooms_that_exist(self):
+        self.assertEqual(sorted(selectors.room_group_names()), sorted([self.general.group_name, self.staff.group_name]))
+
+    def test_username_of_a_users_key_or_nothing_for_one_deleted(self):
+        self.assertEqual(selectors.username_of(user_pk=str(self.bob.pk)), "bob")
+        self.assertEqual(selectors.username_of(user_pk="999999"), "")
 
     def test_message_history_is_the_newest_messages_oldest_first(self):
         ids = [Message.objects.create(room=self.general, user=self.alice, text=f"m{n}").id for n in range(5)]
@@ -72,12 +102,3 @@ class SelectorTests(TestCase):
         self.assertEqual([m.id for m in selectors.message_list_since(room=self.general, since_id=ids[1])], ids[2:])
         self.assertEqual([m.id for m in selectors.message_list_since(room=self.general, since_id=0, limit=2)], ids[:2])
         self.assertEqual(selectors.message_list_since(room=self.general, since_id=ids[-1]), [])
-
-    def test_presence_rooms_for_channel_lists_the_rooms_of_one_socket(self):
-        Presence.objects.create(room=self.general, user=self.boss, reply_channel="daphne.response.a!1")
-        Presence.objects.create(room=self.staff, user=self.boss, reply_channel="daphne.response.a!1")
-        Presence.objects.create(room=self.general, user=self.bob, reply_channel="daphne.response.a!2")
-
-        rooms = selectors.presence_rooms_for_channel(reply_channel="daphne.response.a!1")
-        self.assertEqual(sorted(room.slug for room in rooms), ["general", "staff"])
-        self.assertEqual(selectors.presence_rooms_for_channel(reply_channel="daphne.response.z!9"), [])

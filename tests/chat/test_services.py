@@ -1,18 +1,27 @@
 """chat.services: presence per socket, notices per person, messages broadcast after commit."""
 
+import time
+
 from channels.test import TransactionChannelTestCase
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.test import override_settings
 
+from channels1_kit import presence
 from channels1_kit.websocket import ClientError
 from chat import conf, services
-from chat.models import LOBBY_GROUP, Message, Presence, Room
+from chat.models import LOBBY_GROUP, Message, Room
 from tests.support.channel_tests import IN_MEMORY_LAYERS, StreamClient
 
 
 class Rollback(Exception):
     pass
+
+
+def unnumbered(frame: dict) -> dict:
+    """A frame less its presence number ("seq"), which starts from the clock: tests compare seqs
+    with each other, not with constants."""
+    return {key: value for key, value in frame.items() if key != "seq"}
 
 
 def listener(*groups: str) -> StreamClient:
@@ -21,6 +30,10 @@ def listener(*groups: str) -> StreamClient:
     for group in groups:
         client.join_group(group)
     return client
+
+
+def conf_grace() -> float:
+    return presence.grace_seconds()
 
 
 # Transaction test case: broadcasts wait for a real commit, which TestCase never makes.
@@ -36,19 +49,21 @@ class ChatServicesTests(TransactionChannelTestCase):
 
     # -- joining and leaving ------------------------------------------------------------
 
+    def in_room(self, room: Room = None) -> list:
+        """The sockets the room's presence counts."""
+        return sorted(presence.sockets_in((room or self.general).group_name))
+
     def test_room_join_records_the_socket_and_announces_the_person(self):
         joined = services.room_join(room=self.general, user=self.alice, reply_channel="sock.a")
 
-        self.assertEqual(joined, services.Joined(members=1, seq=1))
-        self.assertEqual(
-            list(Presence.objects.values_list("room__slug", "user__username", "reply_channel")),
-            [("general", "alice", "sock.a")],
-        )
+        self.assertEqual(joined.members, 1)
+        self.assertEqual(self.in_room(), ["sock.a"])
+        self.assertEqual(presence.members(self.general.group_name), 1)
         self.assertEqual(
             self.room_watcher.frame(),
-            {"type": "joined", "room": "general", "username": "alice", "members": 1, "seq": 1},
+            {"type": "joined", "room": "general", "username": "alice", "members": 1, "seq": joined.seq},
         )
-        self.assertEqual(self.lobby.frame(), {"type": "presence", "room": "general", "members": 1, "seq": 1})
+        self.assertEqual(self.lobby.frame(), {"type": "presence", "room": "general", "members": 1, "seq": joined.seq})
 
     def test_room_join_puts_the_socket_in_the_room_group(self):
         socket = StreamClient("/chat/stream/")
@@ -61,58 +76,73 @@ class ChatServicesTests(TransactionChannelTestCase):
         self.assertEqual(frames[1]["message"], "hi alice")
 
     def test_joining_twice_on_one_socket_changes_and_announces_nothing(self):
-        services.room_join(room=self.general, user=self.alice, reply_channel="sock.a")
+        first = services.room_join(room=self.general, user=self.alice, reply_channel="sock.a")
         self.room_watcher.frames(), self.lobby.frames()
 
-        self.assertEqual(services.room_join(room=self.general, user=self.alice, reply_channel="sock.a").members, 1)
+        self.assertEqual(
+            services.room_join(room=self.general, user=self.alice, reply_channel="sock.a"),
+            services.Joined(members=1, seq=first.seq),
+        )
 
-        self.assertEqual(Presence.objects.count(), 1)
+        self.assertEqual(self.in_room(), ["sock.a"])
         self.assertEqual(self.room_watcher.frames(), [])
         self.assertEqual(self.lobby.frames(), [])
 
     def test_a_second_socket_of_the_same_person_counts_once_and_is_not_news(self):
-        services.room_join(room=self.general, user=self.alice, reply_channel="sock.a")
+        joined = services.room_join(room=self.general, user=self.alice, reply_channel="sock.a")
         self.room_watcher.frames(), self.lobby.frames()
 
         self.assertEqual(services.room_join(room=self.general, user=self.alice, reply_channel="sock.b").members, 1)
-        self.assertEqual(Presence.objects.filter(user=self.alice).count(), 2)
+        self.assertEqual(self.in_room(), ["sock.a", "sock.b"])
         self.assertEqual(self.room_watcher.frames(), [])
         self.assertEqual(self.lobby.frames(), [])
 
         # Closing one of the two leaves alice in the room, so nobody hears she left.
-        services.room_leave(room=self.general, reply_channel="sock.a")
+        services.room_leave(room=self.general, reply_channel="sock.a", user=self.alice)
         self.assertEqual(self.room_watcher.frames(), [])
         self.assertEqual(self.lobby.frames(), [])
 
-        services.room_leave(room=self.general, reply_channel="sock.b")
-        self.assertEqual(
-            self.room_watcher.frame(),
-            {"type": "left", "room": "general", "username": "alice", "members": 0, "seq": 4},
-        )
-        self.assertEqual(self.lobby.frame(), {"type": "presence", "room": "general", "members": 0, "seq": 4})
-        self.assertFalse(Presence.objects.exists())
+        services.room_leave(room=self.general, reply_channel="sock.b", user=self.alice)
+        left = self.room_watcher.frame()
+        self.assertEqual(unnumbered(left), {"type": "left", "room": "general", "username": "alice", "members": 0})
+        self.assertGreater(left["seq"], joined.seq)
+        self.assertEqual(self.lobby.frame(), {"type": "presence", "room": "general", "members": 0, "seq": left["seq"]})
+        self.assertEqual(self.in_room(), [])
+
+    def test_a_leave_names_the_person_without_being_told_who_it_is(self):
+        services.room_join(room=self.general, user=self.alice, reply_channel="sock.a")
+        self.room_watcher.frames()
+
+        services.room_leave(room=self.general, reply_channel="sock.a")
+
+        self.assertEqual(self.room_watcher.frame()["username"], "alice")
 
     def test_notices_carry_the_count_of_people_after_each_change(self):
         services.room_join(room=self.general, user=self.alice, reply_channel="sock.a")
         services.room_join(room=self.general, user=self.bob, reply_channel="sock.b")
-        services.room_leave(room=self.general, reply_channel="sock.a")
+        services.room_leave(room=self.general, reply_channel="sock.a", user=self.alice)
 
+        notices = self.room_watcher.frames()
         self.assertEqual(
-            [(f["type"], f["username"], f["members"], f["seq"]) for f in self.room_watcher.frames()],
-            [("joined", "alice", 1, 1), ("joined", "bob", 2, 2), ("left", "alice", 1, 3)],
+            [(f["type"], f["username"], f["members"]) for f in notices],
+            [("joined", "alice", 1), ("joined", "bob", 2), ("left", "alice", 1)],
         )
-        self.assertEqual([(f["members"], f["seq"]) for f in self.lobby.frames()], [(1, 1), (2, 2), (1, 3)])
+        seqs = [f["seq"] for f in notices]
+        self.assertEqual(seqs, sorted(set(seqs)), "strictly increasing")
+        self.assertEqual(
+            [(f["members"], f["seq"]) for f in self.lobby.frames()], list(zip([1, 2, 1], seqs, strict=True))
+        )
 
     def test_room_leave_removes_the_socket_from_the_group(self):
         socket = StreamClient("/chat/stream/")
         services.room_join(room=self.general, user=self.alice, reply_channel=socket.reply_channel)
-        services.room_leave(room=self.general, reply_channel=socket.reply_channel)
+        services.room_leave(room=self.general, reply_channel=socket.reply_channel, user=self.alice)
         socket.frames()
 
         services.message_send(room=self.general, user=self.bob, text="anyone?")
 
         self.assertEqual(socket.frames(), [])
-        self.assertFalse(Presence.objects.exists())
+        self.assertEqual(self.in_room(), [])
 
     def test_leaving_a_room_the_socket_is_not_in_announces_nothing(self):
         services.room_leave(room=self.general, reply_channel="sock.nobody")
@@ -135,34 +165,107 @@ class ChatServicesTests(TransactionChannelTestCase):
                 services.room_join(room=self.general, user=self.alice, reply_channel="sock.a")
                 raise Rollback()
 
-        self.assertFalse(Presence.objects.exists())
         self.assertEqual(self.room_watcher.frames(), [])
         self.assertEqual(self.lobby.frames(), [])
+
+    def test_a_join_of_a_room_deleted_meanwhile_is_refused_and_counts_no_one(self):
+        stale = Room.objects.get(pk=self.general.pk)
+        services.room_delete(room=self.general)
+        self.room_watcher.frames(), self.lobby.frames()
+
+        with self.assertRaises(ClientError) as raised:
+            services.room_join(room=stale, user=self.alice, reply_channel="sock.a")
+
+        self.assertEqual(raised.exception.code, "room-not-found")
+        self.assertEqual(self.in_room(stale), [])
+        self.assertEqual(presence.members(stale.group_name), 0)
+        self.assertEqual(self.room_watcher.frames(), [])
+        self.assertEqual(self.lobby.frames(), [])
+
+    # -- disconnects: the grace ---------------------------------------------------------
 
     def test_socket_leave_all_leaves_every_room_of_that_socket_only(self):
         boss = User.objects.create_user("boss", password="x", is_staff=True)
         services.room_join(room=self.general, user=boss, reply_channel="sock.boss")
         services.room_join(room=self.staff, user=boss, reply_channel="sock.boss")
         services.room_join(room=self.general, user=self.alice, reply_channel="sock.a")
-        self.room_watcher.frames()
 
-        rooms = services.socket_leave_all(reply_channel="sock.boss")
+        groups = services.socket_leave_all(reply_channel="sock.boss")
 
-        self.assertEqual(sorted(room.slug for room in rooms), ["general", "staff"])
-        self.assertEqual(list(Presence.objects.values_list("reply_channel", flat=True)), ["sock.a"])
+        self.assertEqual(sorted(groups), sorted([self.general.group_name, self.staff.group_name]))
+        self.assertEqual(self.in_room(self.general), ["sock.a"])
+        self.assertEqual(self.in_room(self.staff), [])
+        # Out of the rooms' groups: nothing sent to them reaches the socket.
+        self.assertEqual(services.socket_leave_all(reply_channel="sock.boss"), [])
+
+    def test_a_disconnect_keeps_the_person_counted_until_the_reaper_announces_the_leave(self):
+        boss = User.objects.create_user("boss", password="x", is_staff=True)
+        services.room_join(room=self.general, user=boss, reply_channel="sock.boss")
+        joined = services.room_join(room=self.general, user=self.alice, reply_channel="sock.a")
+        self.room_watcher.frames(), self.lobby.frames()
+
+        services.socket_leave_all(reply_channel="sock.boss")
+
+        # A page that reconnects within the grace must not show "left" then "joined".
+        self.assertEqual(self.room_watcher.frames(), [])
+        self.assertEqual(self.lobby.frames(), [])
+        self.assertEqual(presence.members(self.general.group_name), 2)
+        self.assertEqual(presence.reap(), [])
+
+        presence.reap(now=time.time() + conf_grace() + 1)
+
+        left = self.room_watcher.frame()
+        self.assertEqual(unnumbered(left), {"type": "left", "room": "general", "username": "boss", "members": 1})
+        self.assertGreater(left["seq"], joined.seq)
+        self.assertEqual(self.lobby.frame(), {"type": "presence", "room": "general", "members": 1, "seq": left["seq"]})
+        self.assertEqual(presence.members(self.general.group_name), 1)
+
+    def test_a_person_back_within_the_grace_neither_left_nor_joined(self):
+        joined = services.room_join(room=self.general, user=self.alice, reply_channel="sock.a")
+        self.room_watcher.frames(), self.lobby.frames()
+
+        services.socket_leave_all(reply_channel="sock.a")
+        again = services.room_join(room=self.general, user=self.alice, reply_channel="sock.a-reconnected")
+
+        self.assertEqual(again, services.Joined(members=1, seq=joined.seq))
+        presence.reap(now=time.time() + conf_grace() + 1)
+        self.assertEqual(self.room_watcher.frames(), [])
+        self.assertEqual(self.lobby.frames(), [])
+        self.assertEqual(self.in_room(), ["sock.a-reconnected"])
+
+    def test_the_reaper_says_nothing_of_a_room_deleted_meanwhile(self):
+        services.room_join(room=self.general, user=self.alice, reply_channel="sock.a")
+        services.socket_leave_all(reply_channel="sock.a")
+        services.room_delete(room=self.general)
+        self.room_watcher.frames(), self.lobby.frames()
+
+        presence.reap(now=time.time() + conf_grace() + 1)
+
+        self.assertEqual(self.room_watcher.frames(), [])
+        self.assertEqual(self.lobby.frames(), [])
+
+    @override_settings(CHANNELS1_KIT_PRESENCE_GRACE_SECONDS=0)
+    def test_with_no_grace_a_disconnect_is_a_leave_at_once(self):
+        services.room_join(room=self.general, user=self.alice, reply_channel="sock.a")
+        services.room_join(room=self.general, user=self.bob, reply_channel="sock.b")
+        self.room_watcher.frames(), self.lobby.frames()
+
+        services.socket_leave_all(reply_channel="sock.b")
+
         self.assertEqual(
-            self.room_watcher.frame(),
-            {"type": "left", "room": "general", "username": "boss", "members": 1, "seq": 3},
+            unnumbered(self.room_watcher.frame()),
+            {"type": "left", "room": "general", "username": "bob", "members": 1},
         )
+        self.assertEqual(self.lobby.frame()["members"], 1)
 
     def test_lobby_add_and_discard(self):
         socket = StreamClient("/chat/stream/")
         services.lobby_add(reply_channel=socket.reply_channel)
-        services.room_join(room=self.general, user=self.alice, reply_channel="sock.a")
-        self.assertEqual(socket.frame(), {"type": "presence", "room": "general", "members": 1, "seq": 1})
+        joined = services.room_join(room=self.general, user=self.alice, reply_channel="sock.a")
+        self.assertEqual(socket.frame(), {"type": "presence", "room": "general", "members": 1, "seq": joined.seq})
 
         services.lobby_discard(reply_channel=socket.reply_channel)
-        services.room_leave(room=self.general, reply_channel="sock.a")
+        services.room_leave(room=self.general, reply_channel="sock.a", user=self.alice)
         self.assertEqual(socket.frames(), [])
 
     # -- messages -------------------------------------------------------------------------

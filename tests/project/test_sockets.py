@@ -1,19 +1,20 @@
 """channels1_kit.sockets: which sockets are gone, and the sweep that removes their presence and memberships."""
 
 import time
+from unittest import mock
 
 import pytest
 from channels.test import TransactionChannelTestCase
 from django.contrib.auth.models import User
 from django.test import override_settings
 
-from channels1_kit import sockets
+from channels1_kit import presence, sockets
 from channels1_kit.sockets import Liveness, Snapshot, daphne_of
 from chat import services
-from chat.models import LOBBY_GROUP, Presence
+from chat.models import LOBBY_GROUP
 from fanout_layer import FanoutRedisChannelLayer
 from liveblog import services as liveblog_services
-from tests.support.channel_tests import IN_MEMORY_LAYERS
+from tests.support.channel_tests import IN_MEMORY_LAYERS, StreamClient
 from tools.processes import RedisServer
 
 LIVE = "daphne.response.LiveLiveLi!"
@@ -78,7 +79,8 @@ def sweep_case(request, layer):
     request.cls.layer = layer
 
 
-# The services' own Group sends use the in-memory layer; the sweep is given the Redis one.
+# The services' own Group sends (and so presence, kept in the process for a layer without Redis,
+# fresh for each test: tests/conftest.py) use the in-memory layer; the sweep is given the Redis one.
 @pytest.mark.usefixtures("sweep_case")
 @override_settings(
     CHANNEL_LAYERS=IN_MEMORY_LAYERS, CHANNELS1_KIT_HEARTBEAT_SECONDS=10, CHANNELS1_KIT_CLOCK_SKEW_SECONDS=1
@@ -94,17 +96,17 @@ class SweepTests(TransactionChannelTestCase):
         """A socket as the consumers leave it: in the lobby and the liveblog's group, in the room."""
         then = time.time() - joined_ago
         if user is not None:
-            Presence.objects.create(room=self.room, user=user, reply_channel=channel)
-            Presence.objects.filter(reply_channel=channel).update(joined=self._aware(then))
+            # Counted in the room since `then`, as the sweep reads it (presence's "known since").
+            with mock.patch("channels1_kit.presence.time") as clock:
+                clock.time.return_value = then
+                presence.join(self.room.group_name, socket=channel, user=str(user.pk))
             self._member(self.room.group_name, channel, then)
             self._member(LOBBY_GROUP, channel, then)
         else:
             self._member(self.blog.group_name, channel, then)
 
-    def _aware(self, timestamp: float):
-        import datetime
-
-        return datetime.datetime.fromtimestamp(timestamp, tz=datetime.UTC)
+    def in_room(self) -> list:
+        return sorted(presence.sockets_in(self.room.group_name))
 
     def _member(self, group: str, channel: str, then: float) -> None:
         self.layer.connection(0).zadd(self.layer._group_key(group), **{channel: then})
@@ -124,11 +126,11 @@ class SweepTests(TransactionChannelTestCase):
         with override_settings(CHANNELS1_KIT_HEARTBEAT_SECONDS=0):
             report = sockets.sweep(self.layer, now=time.time())
 
-        self.assertEqual(list(Presence.objects.values_list("reply_channel", flat=True)), [LIVE + "alice"])
+        self.assertEqual(self.in_room(), [LIVE + "alice"])
         self.assertEqual(self.members(self.room.group_name), {LIVE + "alice"})
         self.assertEqual(self.members(LOBBY_GROUP), {LIVE + "alice"})
         self.assertEqual(self.members(self.blog.group_name), {LIVE + "page"})
-        # bob had two sockets in the room (bob, bob2): two presences; five memberships in all.
+        # bob had two sockets in the room (bob, bob2): two presence entries; five memberships in all.
         self.assertEqual(
             report.as_dict(),
             {"rows": 2, "memberships": 5, "dead_daphnes": [DEAD], "legacy_closed": 0, "sessions": 2},
@@ -178,7 +180,7 @@ class SweepTests(TransactionChannelTestCase):
             report.as_dict(),
             {"rows": 1, "memberships": 3, "dead_daphnes": [DEAD], "legacy_closed": 0, "sessions": 2},
         )
-        self.assertFalse(Presence.objects.exists())
+        self.assertEqual(presence.all_sockets(), [])
         self.assertEqual(self.members(self.blog.group_name), set())
 
     def test_of_one_persons_two_tabs_only_the_closed_one_is_swept(self):
@@ -186,9 +188,67 @@ class SweepTests(TransactionChannelTestCase):
         self.open_socket(LIVE + "bob-tab-2", self.bob)
         sockets.write_snapshot(self.layer, LIVE, [LIVE + "bob-tab-2"], now=time.time())
 
-        sockets.sweep(self.layer, now=time.time())
+        room = StreamClient("/chat/stream/")
+        room.join_group(self.room.group_name)
 
-        self.assertEqual(list(Presence.objects.values_list("reply_channel", flat=True)), [LIVE + "bob-tab-2"])
+        sockets.sweep(self.layer, now=time.time())
+        presence.reap(now=time.time() + presence.grace_seconds() + 1)
+
+        self.assertEqual(self.in_room(), [LIVE + "bob-tab-2"])
+        # bob is still here on his other tab: nobody hears he left.
+        self.assertEqual(presence.members(self.room.group_name), 1)
+        self.assertEqual(room.frames(), [])
+
+    def test_a_swept_persons_leave_is_announced_once_their_grace_ran_out(self):
+        self.open_socket(LIVE + "alice", self.alice)
+        self.open_socket(DEAD + "bob", self.bob)
+        sockets.write_snapshot(self.layer, LIVE, [LIVE + "alice"], now=time.time())
+        room = StreamClient("/chat/stream/")
+        room.join_group(self.room.group_name)
+
+        with override_settings(CHANNELS1_KIT_HEARTBEAT_SECONDS=0):
+            sockets.sweep(self.layer, now=time.time())
+
+        # Gone as at a disconnect: bob stays counted for the grace, as a page reconnecting would.
+        self.assertEqual(self.in_room(), [LIVE + "alice"])
+        self.assertEqual(presence.members(self.room.group_name), 2)
+        self.assertEqual(room.frames(), [])
+
+        presence.reap(now=time.time() + presence.grace_seconds() + 1)
+
+        left = room.frame()
+        self.assertEqual((left["type"], left["username"], left["members"]), ("left", "bob", 1))
+        self.assertEqual(presence.members(self.room.group_name), 1)
+
+    @override_settings(CHANNELS1_KIT_PRESENCE_GRACE_SECONDS=0)
+    def test_with_no_grace_a_swept_persons_leave_is_announced_at_once(self):
+        self.open_socket(LIVE + "alice", self.alice)
+        self.open_socket(DEAD + "bob", self.bob)
+        sockets.write_snapshot(self.layer, LIVE, [LIVE + "alice"], now=time.time())
+        room = StreamClient("/chat/stream/")
+        room.join_group(self.room.group_name)
+
+        with override_settings(CHANNELS1_KIT_HEARTBEAT_SECONDS=0):
+            sockets.sweep(self.layer, now=time.time())
+
+        left = room.frame()
+        self.assertEqual((left["type"], left["username"], left["members"]), ("left", "bob", 1))
+        self.assertEqual(presence.members(self.room.group_name), 1)
+
+    def test_the_presence_of_a_room_deleted_meanwhile_is_dropped(self):
+        self.open_socket(LIVE + "alice", self.alice)
+        sockets.write_snapshot(self.layer, LIVE, [LIVE + "alice"], now=time.time())
+        group = self.room.group_name
+        # Deleted with Redis away, say: its delete could not forget its presence.
+        with mock.patch.object(presence, "drop_group", side_effect=ConnectionError("Redis away")):
+            services.room_delete(room=self.room)
+        self.assertEqual(presence.sockets_in(group), [LIVE + "alice"])
+
+        report = sockets.sweep(self.layer, now=time.time())
+
+        self.assertEqual(presence.sockets_in(group), [])
+        self.assertEqual(presence.members(group), 0)
+        self.assertEqual(report.rows, 1)
 
 
 @pytest.fixture
