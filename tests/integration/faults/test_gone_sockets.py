@@ -104,11 +104,11 @@ def test_a_sockets_channel_session_lives_while_it_is_open_and_is_gone_once_it_cl
 def test_a_killed_daphnes_sockets_sessions_are_swept(gone_stack, redis_client):
     stack = gone_stack
     before = all_listed(stack)
-    chat = open_chat(stack, 1, "bob")
-    chat_channel = new_socket(stack, before)
-    reader = Socket(stack.ws_url(f"/liveblog/{SLUG}/stream/", daphne=1))
-    reader_channel = new_socket(stack, before | {chat_channel})
-    keys = [session_key(chat_channel), session_key(reader_channel)]
+    bob = open_chat(stack, 1, "bob")
+    bob_channel = new_socket(stack, before)
+    dave = open_chat(stack, 1, "dave")
+    dave_channel = new_socket(stack, before | {bob_channel})
+    keys = [session_key(bob_channel), session_key(dave_channel)]
     wait_until(lambda: all(redis_client.exists(key) for key in keys), timeout=10, message="both sessions written")
 
     stack.kill("daphne", 1)
@@ -120,9 +120,9 @@ def test_a_killed_daphnes_sockets_sessions_are_swept(gone_stack, redis_client):
             message="the killed daphne's sockets' sessions swept",
         )
         logs = "".join(worker.log_path.read_text(errors="replace") for worker in stack.workers)
-        assert "channel session(s); dead daphnes: " + chat_channel.partition("!")[0] + "!" in logs
+        assert "channel session(s); dead daphnes: " + bob_channel.partition("!")[0] + "!" in logs
     finally:
-        for sock in (chat, reader):
+        for sock in (bob, dave):
             sock.ws.shutdown()
         stack.respawn("daphne", 1)
 
