@@ -15,7 +15,7 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 from urllib.parse import urlparse, urlunparse
 
 import requests
@@ -88,8 +88,18 @@ class FreshDatabase:
 
 
 class Stack:
-    def __init__(self, workdir: Path, *, daphnes: int = 2, workers: int = 2, layer: str = DEFAULT_LAYER):
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        daphnes: int = 2,
+        workers: int = 2,
+        layer: str = DEFAULT_LAYER,
+        settings: Optional[Dict[str, str]] = None,
+    ):
         self.workdir = workdir
+        # Environment variables the site's settings read (project/settings/base.py), for every process.
+        self.settings = dict(settings or {})
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_dir = workdir / "logs"
         self.log_dir.mkdir(exist_ok=True)
@@ -123,8 +133,12 @@ class Stack:
             PYTHONUNBUFFERED="1",
         )
         env.pop("PORT", None)
+        # A test's teardown stops daphnes with SIGTERM: it need not wait out a production drain
+        # (20 s) for the sockets a test left open. tests/integration/test_drain.py sets its own.
+        env["DAPHNE_DRAIN_SECONDS"] = "1"
         if self.layer:
             env["CHANNEL_LAYER_BACKEND"] = self.layer
+        env.update(self.settings)
         return env
 
     def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:

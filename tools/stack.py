@@ -33,6 +33,9 @@ def stack_environment(base: dict) -> dict:
     env.setdefault("SPARE_WORKER_PROCESSES", "0")
     env.setdefault("SITE_USER", pwd.getpwuid(os.getuid()).pw_name)
     env.setdefault("GUNICORN_WORKERS", "2")
+    # Ctrl-C on a laptop stops at once; a server's daphnes drain their sockets over 20 s
+    # (deploy/supervisor/site.conf, channels1_kit/drain.py).
+    env.setdefault("DAPHNE_DRAIN_SECONDS", "1")
     env.setdefault("FRONTDOOR_BIND", f"127.0.0.1:{port}")
     env.setdefault("DAPHNE_BIND", f"127.0.0.1:{free_port()}")
     env.setdefault("GUNICORN_BIND", f"127.0.0.1:{free_port()}")

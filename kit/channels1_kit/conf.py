@@ -67,6 +67,9 @@ DEFAULTS: Dict[str, Any] = {
     # counted this long, so that a page reconnecting within it is no "left" and "joined".
     # 0: they leave at once.
     "PRESENCE_GRACE_SECONDS": 15,
+    # daphne: on SIGTERM, close the open sockets in slices over this many seconds, each told
+    # when to come back (channels1_kit/drain.py); inside the 30 s before SIGKILL.
+    "DRAIN_SECONDS": 20,
     # runworker: on SIGTERM, finish the message in hand before exiting.
     "GRACEFUL_STOP": True,
     # runworker: wait for Redis through an outage instead of exiting.
@@ -75,6 +78,7 @@ DEFAULTS: Dict[str, Any] = {
 
 _NON_NEGATIVE = (
     "SWEEP_SECONDS",
+    "DRAIN_SECONDS",
     "PRESENCE_GRACE_SECONDS",
     "CLOCK_SKEW_SECONDS",
     "FRAME_RATE",

@@ -25,6 +25,9 @@ would never hear another broadcast. InterfaceLayer wraps the configured layer an
   its websocket.connect never enters Redis, and nothing of that socket after it;
 * keeps a frame larger than CHANNELS1_KIT_MAX_FRAME_BYTES out of Redis: the worker gets its
   size in its place and answers "frame-too-large";
+* on SIGTERM stops listening and closes its sockets in slices over CHANNELS1_KIT_DRAIN_SECONDS,
+  each told when to come back (4012), and answers a handshake that finds websocket.connect
+  full itself, telling the page when to come back (4013) rather than 503 (channels1_kit/drain.py);
 * answers GET CHANNELS1_KIT_HEALTHZ_PATH (/healthz) itself while Redis cannot be used, 503
   with the reason (refused password, refused certificate, unknown host...) in place of
   daphne's "Request queue full".
@@ -43,7 +46,7 @@ import redis
 from autobahn.websocket.types import ConnectionDeny
 from twisted.internet import defer, task
 
-from channels1_kit import redis_urls, sockets
+from channels1_kit import drain, redis_urls, sockets
 from channels1_kit.client_budgets import (
     AWAY,
     CLOSE_GO_AWAY,
@@ -75,6 +78,8 @@ class InterfaceLayer:
         self._receiving: Optional[defer.Deferred] = None
         self._send_channel: Optional[str] = None
         self._heartbeat: Optional[task.LoopingCall] = None
+        # Set once a drain began (SIGTERM): handshakes still on their way are told to come back.
+        self._draining = False
         self._run_ids: Optional[List[str]] = None
         self._redis_down = False
         # The cause of the last send Redis refused, until a heartbeat finds Redis usable again.
@@ -108,6 +113,10 @@ class InterfaceLayer:
             reply_channel, gone=channel == "websocket.disconnect"
         ):
             # Answered here, never connected through Redis: no worker may hear of it now.
+            return
+        if channel == "websocket.connect" and self._draining:
+            frame = drain.restarting_frame(drain.retry_after(drain.RESTART_RETRY_AFTER_SECONDS))
+            self._answer_handshake(reply_channel, frame, drain.CLOSE_RESTARTING)
             return
         if channel == "websocket.connect":
             decision = self._clients.handshake(message)
@@ -148,6 +157,13 @@ class InterfaceLayer:
                 return
             raise self._layer.ChannelFull(channel) from error
         except self._layer.ChannelFull:
+            if channel == "websocket.connect":
+                # The workers are behind: a 503 would have the page retry on its own schedule
+                # into the same backlog; it is told when to come back instead, and no worker hears of it.
+                seconds = drain.retry_after(drain.BUSY_RETRY_AFTER_SECONDS)
+                logger.debug("websocket.connect is full: %s told to come back in %d s", reply_channel, seconds)
+                self._answer_handshake(reply_channel, drain.busy_frame(seconds), drain.CLOSE_BUSY)
+                return
             # daphne closes a socket whose frame it cannot queue, and says nothing more.
             if channel == "websocket.receive":
                 self._sockets.discard(reply_channel)
@@ -190,6 +206,13 @@ class InterfaceLayer:
         # reason into the status line as it is and takes no headers from it: the one way to send
         # Retry-After without replacing daphne's protocol class. The text is ours, never the client's.
         raise ConnectionDeny(429, f"Too Many Requests\r\nRetry-After: {decision.retry_after}")
+
+    def _answer_handshake(self, reply_channel: str, frame: dict, close: int) -> None:
+        """Accepts a handshake here, says why in one frame and closes it: none of that socket enters Redis."""
+        self._clients.turn_away(reply_channel)
+        reply = {"accept": True, "text": frame_text(frame), "close": close}
+        # daphne makes the handshake's Deferred after this send returns: the answer waits a turn.
+        self._later(lambda: self._answer(reply_channel, reply))
 
     def _send_away(self, identity: Identity) -> None:
         seconds, channels = self._clients.send_away(identity)
@@ -301,6 +324,11 @@ class InterfaceLayer:
         self._send_channel = next((channel for channel in channels if channel.endswith("!")), None)
         if self._send_channel is None:
             return
+        if self._clock is None:
+            from twisted.internet import reactor
+
+            # Twisted waits for the Deferred of a "before shutdown" trigger: daphne stops once drained.
+            reactor.addSystemEventTrigger("before", "shutdown", self.drain)
         self._heartbeat = task.LoopingCall(self.beat)
         if self._clock is not None:
             self._heartbeat.clock = self._clock
@@ -349,6 +377,45 @@ class InterfaceLayer:
                     len(self._sockets),
                 )
         self._run_ids = run_ids
+
+    # Stopping: drain (channels1_kit/drain.py).
+
+    def drain(self) -> defer.Deferred:
+        """Stops listening, then closes every open socket, slice by slice over CHANNELS1_KIT_DRAIN_SECONDS,
+        telling each when to come back; fires once the last slice is out."""
+        from twisted.internet import reactor
+
+        clock = self._clock if self._clock is not None else reactor
+        self._draining = True
+        if self._clock is None:
+            self._stop_listening(reactor)
+        plan = drain.slices(sorted(self._sockets), window=setting("DRAIN_SECONDS"))
+        logger.warning(
+            "Stopping: closing %d socket(s) in %d slice(s) over %.1f s",
+            len(self._sockets),
+            len(plan),
+            plan[-1][0] if plan else 0.0,
+        )
+        for delay, chunk in plan:
+            clock.callLater(delay, self._close_slice, chunk)
+        done = defer.Deferred()
+        # One slice more, for daphne to write the last closes before the reactor stops.
+        clock.callLater((plan[-1][0] if plan else 0.0) + drain.SLICE_SECONDS, done.callback, None)
+        return done
+
+    def _stop_listening(self, reactor) -> None:
+        from twisted.internet.tcp import Port
+
+        for reader in list(reactor.getReaders()):
+            if isinstance(reader, Port):
+                reader.stopListening()
+
+    def _close_slice(self, chunk: List[str]) -> None:
+        for reply_channel in chunk:
+            if reply_channel in self._sockets:
+                frame = drain.restarting_frame(drain.retry_after(drain.RESTART_RETRY_AFTER_SECONDS))
+                self._ready.append((reply_channel, {"text": frame_text(frame), "close": drain.CLOSE_RESTARTING}))
+        self._deliver_ready()
 
     def close_all(self, reason: str) -> None:
         """Closes every open socket with CLOSE_RECONNECT; the pages reconnect and catch up."""

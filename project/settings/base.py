@@ -199,9 +199,6 @@ CHANNELS1_KIT_ORDER_STALL_SECONDS = env_int("WEBSOCKET_ORDER_STALL_SECONDS", 30)
 CHANNELS1_KIT_FRAME_BURST = env_int("WEBSOCKET_FRAME_BURST", 30)
 CHANNELS1_KIT_FRAME_RATE = env_int("WEBSOCKET_FRAME_RATE", 10)
 CHANNELS1_KIT_FLOOD_CLOSE_AFTER = env_int("WEBSOCKET_FLOOD_CLOSE_AFTER", 100)
-# Every daphne lists its open sockets in Redis this often (channels1_kit/interface.py), and
-# notices a Redis that restarted empty; a daphne silent for three times as long is gone.
-CHANNELS1_KIT_HEARTBEAT_SECONDS = env_int("SOCKET_HEARTBEAT_SECONDS", 10)
 # Per client, enforced by daphne before Redis (channels1_kit/client_budgets.py): a client is a
 # browser session and, always, its address, which stands for WEBSOCKET_ADDRESS_CLIENTS sessions
 # (people behind one NAT). Far above what a person does: a user with a dozen tabs that all
@@ -214,11 +211,20 @@ CHANNELS1_KIT_CLIENT_FRAME_BURST = env_int("WEBSOCKET_CLIENT_FRAME_BURST", 100)
 CHANNELS1_KIT_CLIENT_FRAME_RATE = env_int("WEBSOCKET_CLIENT_FRAME_RATE", 20)
 CHANNELS1_KIT_CLIENT_AWAY_SECONDS = env_int("WEBSOCKET_CLIENT_AWAY_SECONDS", 60)
 CHANNELS1_KIT_ADDRESS_CLIENTS = env_int("WEBSOCKET_ADDRESS_CLIENTS", 10)
+# Every daphne lists its open sockets in Redis this often (channels1_kit/interface.py), and
+# notices a Redis that restarted empty; a daphne silent for three times as long is gone.
+CHANNELS1_KIT_HEARTBEAT_SECONDS = env_int("SOCKET_HEARTBEAT_SECONDS", 10)
+# daphne, on SIGTERM: seconds over which it closes its sockets in slices, each page told when to
+# come back (4012). Inside the 30 s Heroku and deploy/supervisor give before SIGKILL.
+CHANNELS1_KIT_DRAIN_SECONDS = env_int("DAPHNE_DRAIN_SECONDS", 20)
 # How often each worker removes the presence and group memberships of gone sockets
 # (channels1_kit/sockets.py); 0 turns it off (`manage.py sweep_sockets` does one sweep).
 CHANNELS1_KIT_SWEEP_SECONDS = env_int("SOCKET_SWEEP_SECONDS", 30)
 # How far apart the clocks of the daphne and worker hosts may be.
 CHANNELS1_KIT_CLOCK_SKEW_SECONDS = env_int("SOCKET_CLOCK_SKEW_SECONDS", 10)
+# A chat member whose last socket went stays counted this long, so that a page reconnecting
+# within it (a deploy, a network blip) is no "left" and "joined" (channels1_kit/presence.py).
+CHANNELS1_KIT_PRESENCE_GRACE_SECONDS = env_int("PRESENCE_GRACE_SECONDS", 15)
 # Per chat socket, in any window of CHAT_RATE_LIMIT_SECONDS: at most this many messages
 # sent, and this many joins and leaves; past that a frame gets "rate-limited".
 CHAT_RATE_LIMIT_SECONDS = env_int("CHAT_RATE_LIMIT_SECONDS", 10)

@@ -8,6 +8,7 @@ from django.test import override_settings
 from twisted.internet import defer, task
 from twisted.python.failure import Failure
 
+from channels1_kit import drain
 from channels1_kit.interface import InterfaceLayer
 from channels1_kit.websocket import CLOSE_RECONNECT, OVERSIZED_KEY
 
@@ -131,11 +132,72 @@ def test_the_open_sockets_are_those_connected_and_not_yet_disconnected(layer, fa
     assert layer.open_sockets == {alice}
 
 
-def test_a_handshake_refused_for_lack_of_room_is_no_open_socket(layer, fake):
+def test_a_handshake_that_finds_no_room_is_answered_here_with_when_to_come_back(layer, fake, clock):
+    """websocket.connect full: not a 503 (a page cannot read it, and would retry into the same
+    backlog), but an accept, a frame saying when to come back, and close 4013; no open socket,
+    and nothing of that socket reaches the layer afterwards."""
     fake.failure = ChannelFull()
-    with pytest.raises(ChannelFull):
-        connect(layer, "dave")
+    dave = connect(layer, "dave")
     assert layer.open_sockets == set()
+    clock.advance(0)
+    channel, reply = result_of(layer.receive_twisted([SEND_CHANNEL]))
+    assert channel == dave and reply["accept"] is True and reply["close"] == drain.CLOSE_BUSY
+    frame = json.loads(reply["text"])
+    assert frame["error"] == "server-busy"
+    low, high = drain.BUSY_RETRY_AFTER_SECONDS
+    assert low <= frame["retry_after"] <= high
+    fake.failure = None
+    layer.send("websocket.disconnect", {"reply_channel": dave, "code": 4013, "order": 1})
+    assert fake.sent == []
+
+
+def test_the_drain_slices_are_spread_over_the_window_and_cover_every_socket():
+    names = [f"s{index}" for index in range(95)]
+    plan = drain.slices(names, window=20.0)
+    assert plan[0][0] == 0.0 and plan[-1][0] == 20.0
+    assert sorted(name for _, chunk in plan for name in chunk) == sorted(names)
+    assert max(len(chunk) for _, chunk in plan) <= 3
+    assert drain.slices(["one"], window=20.0) == [(0.0, ["one"])]
+    assert drain.slices([], window=20.0) == []
+    # A window of 0 closes everything at once.
+    assert drain.slices(names, window=0.0) == [(0.0, names)]
+
+
+@override_settings(CHANNELS1_KIT_DRAIN_SECONDS=10)
+def test_a_drain_closes_the_sockets_slice_by_slice_each_told_when_to_come_back(layer, fake, clock):
+    sockets = [connect(layer, f"page{index:02d}") for index in range(40)]
+    done = layer.drain()
+    closed_at, pending = {}, None
+    for step in range(0, 120):
+        while True:
+            # As daphne: one receive outstanding at a time, the next asked for once it fired.
+            pending = pending or layer.receive_twisted([SEND_CHANNEL])
+            received = result_of(pending)
+            if received is None:
+                break
+            pending = None
+            channel, reply = received
+            assert reply["close"] == drain.CLOSE_RESTARTING
+            frame = json.loads(reply["text"])
+            assert frame["type"] == "server.restarting"
+            low, high = drain.RESTART_RETRY_AFTER_SECONDS
+            assert low <= frame["retry_after"] <= high
+            closed_at[channel] = step / 10
+            layer.send("websocket.disconnect", {"reply_channel": channel, "code": 4012, "order": 1})
+        clock.advance(0.1)
+    assert sorted(closed_at) == sorted(sockets)
+    times = sorted(closed_at.values())
+    # Spread over the window, not all at once.
+    assert times[0] <= 0.1 and 9.0 <= times[-1] <= 10.2
+    assert sum(1 for at in times if at < 5.0) <= 25
+    assert result_of(done) is None and done.called
+    assert layer.open_sockets == set()
+    # A handshake still on its way while draining is told to come back, not connected.
+    late = connect(layer, "late")
+    clock.advance(0)
+    channel, reply = result_of(pending)
+    assert channel == late and reply["close"] == drain.CLOSE_RESTARTING
+    assert not any(sent[0] == "websocket.connect" and sent[1]["reply_channel"] == late for sent in fake.sent)
 
 
 @override_settings(CHANNELS1_KIT_MAX_FRAME_BYTES=10)

@@ -89,12 +89,20 @@
 
   var bridge = new channels.WebSocketBridge();
 
-  // Sent away (too many connections or frames from this browser): daphne says for how long in
-  // the frame before its close 4430, and the page stays away that long. Its own reconnect is
-  // turned off here, before the close arrives (by then WebSocketBridge would have scheduled one).
-  function stayAway(seconds) {
+  // Told when to come back, in the frame before the close: sent away (too many connections or
+  // frames from this browser, 4430), the server restarting (4012: a daphne draining, each page
+  // told a different moment so that they do not all return at once), or busy (4013: the workers
+  // are behind). The page stays away that long. Its own reconnect is turned off here, before the
+  // close arrives (by then WebSocketBridge would have scheduled one).
+  var COME_BACK_LATER = {
+    "too-many-connections": "too many connections",
+    "server.restarting": "the server is restarting",
+    "server-busy": "the server is busy"
+  };
+
+  function stayAway(seconds, why) {
     bridge.socket.close(1000, "", { keepClosed: true, fastClose: false });
-    status.textContent = "too many connections: reconnecting in " + seconds + " s";
+    status.textContent = why + ": reconnecting in " + seconds + " s";
     status.dataset.state = "away";
     window.setTimeout(start, seconds * 1000);
   }
@@ -110,9 +118,12 @@
   }
 
   function onFrame(frame) {
-    if (frame.error === "too-many-connections") {
-      errors.textContent = frame.message;
-      stayAway(frame.retry_after);
+    var comeBack = COME_BACK_LATER[frame.error || frame.type];
+    if (comeBack && typeof frame.retry_after === "number") {
+      if (frame.error) {
+        errors.textContent = frame.message;
+      }
+      stayAway(frame.retry_after, comeBack);
       return;
     }
     if (frame.error) {

@@ -1,7 +1,9 @@
 """Full channels: with the workers stopped and CHANNEL_LAYER_CAPACITY=5, daphne refuses at
-once what it cannot queue (HTTP 503, handshake 503, close 1013) instead of hanging, and
+once what it cannot queue (HTTP 503, close 1013, and a handshake answered by daphne itself
+with when to come back: "server-busy", retry_after, close 4013) instead of hanging, and
 serves again once workers drain the backlog."""
 
+import json
 import threading
 
 import pytest
@@ -56,7 +58,21 @@ def handshake(url: str):
     return 101
 
 
-def test_full_channels_answer_503_and_1013_instead_of_hanging(full_stack):
+def busy_answer(url: str):
+    """What daphne says to a handshake when websocket.connect is full: its frame and close code."""
+    ws = websocket.create_connection(url, timeout=60)
+    try:
+        ws.settimeout(10)
+        opcode, data = next_frame(ws)
+        frame = json.loads(data) if opcode == websocket.ABNF.OPCODE_TEXT else (opcode, data)
+        opcode, data = next_frame(ws)
+        close = int.from_bytes(data[:2], "big") if opcode == websocket.ABNF.OPCODE_CLOSE else (opcode, data)
+        return frame, close
+    finally:
+        ws.close()
+
+
+def test_full_channels_answer_503_1013_and_come_back_later_instead_of_hanging(full_stack):
     stack = full_stack
     stream = stack.ws_url("/liveblog/full/stream/")
     health = f"http://127.0.0.1:{stack.daphne_ports[0]}/healthz"
@@ -80,10 +96,12 @@ def test_full_channels_answer_503_and_1013_instead_of_hanging(full_stack):
     opcode, data = next_frame(sender)
     frame_close = int.from_bytes(data[:2], "big") if opcode == websocket.ABNF.OPCODE_CLOSE else (opcode, data)
 
-    # WebSocket handshakes: CAPACITY wait in websocket.connect; the next is refused with 503.
+    # WebSocket handshakes: CAPACITY wait in websocket.connect; the next is told by daphne
+    # itself when to come back (a browser cannot read a 503), and no worker hears of it.
     connecting = [background(handshake, stream) for _ in range(CAPACITY)]
     wait_until(lambda: stack.driver("backlog", "websocket.connect") == CAPACITY, timeout=20)
-    refused_handshake = handshake(stream)
+    busy_frame, busy_close = busy_answer(stream)
+    assert stack.driver("backlog", "websocket.connect") == CAPACITY
 
     # The other socket stays open meanwhile: only the one whose frame did not fit is closed.
     assert open_sockets[1].connected
@@ -96,7 +114,8 @@ def test_full_channels_answer_503_and_1013_instead_of_hanging(full_stack):
 
     assert refused_request == 503
     assert frame_close == 1013
-    assert refused_handshake == 503
+    assert busy_frame["error"] == "server-busy" and 3 <= busy_frame["retry_after"] <= 10, busy_frame
+    assert busy_close == 4013
     # What was queued before the channels filled was served once the worker came back
     # (the handshakes within daphne's 5 s connect timeout, the others refused with 403).
     assert queued_requests == [200] * CAPACITY, queued_requests
@@ -112,7 +131,7 @@ def test_full_channels_answer_503_and_1013_instead_of_hanging(full_stack):
             "capacity": CAPACITY,
             "http_request_when_full": refused_request,
             "websocket_frame_when_full_close_code": frame_close,
-            "websocket_handshake_when_full": refused_handshake,
+            "websocket_handshake_when_full": {"frame": busy_frame, "close": busy_close},
             "queued_requests_after_workers_return": queued_requests,
             "queued_handshakes_after_workers_return": queued_handshakes,
         },
