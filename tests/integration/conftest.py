@@ -13,11 +13,15 @@ except ImportError:  # the `browser` fixture says so: a skip locally, a failure 
 
 from tools.site_stack import Stack
 
+# A chat member whose last socket closed is told gone after this (15 s on the site): the tests
+# that close a socket wait for its "left", and reconnect within it to show there is none.
+PRESENCE_GRACE_SECONDS = 5
+
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     """One running site for the integration tests that do not break anything."""
-    site = Stack(tmp_path_factory.mktemp("stack"))
+    site = Stack(tmp_path_factory.mktemp("stack"), settings={"PRESENCE_GRACE_SECONDS": str(PRESENCE_GRACE_SECONDS)})
     try:
         site.start()
     except Exception:

@@ -18,9 +18,9 @@ def main() -> None:
     from channels import DEFAULT_CHANNEL_LAYER, channel_layers
     from django.contrib.auth.models import Permission, User
 
-    from channels1_kit import sockets
+    from channels1_kit import presence, sockets
     from chat import services as chat_services
-    from chat.models import LOBBY_GROUP, Message, Presence, Room
+    from chat.models import LOBBY_GROUP, Message, Room
     from liveblog import services as liveblog_services
     from liveblog.models import Liveblog, Post
 
@@ -53,6 +53,10 @@ def main() -> None:
     def members(group: str):
         return [channel for channel, _ in sockets.group_members(layer, group)]
 
+    def room_presence(room: str):
+        """The sockets the room's presence counts (channels1_kit.presence, in the stack's Redis)."""
+        return sorted(presence.sockets_in(Room.objects.get(slug=room).group_name))
+
     commands = {
         "create_user": create_user,
         "create_liveblog": lambda slug: liveblog_services.liveblog_create(title=slug.title(), slug=slug).slug,
@@ -72,9 +76,8 @@ def main() -> None:
         "messages": lambda room: list(
             Message.objects.filter(room__slug=room).order_by("id").values_list("id", "user__username", "text")
         ),
-        "presence": lambda room: sorted(
-            Presence.objects.filter(room__slug=room).values_list("reply_channel", flat=True)
-        ),
+        "presence": room_presence,
+        "room_count": lambda room: presence.members(Room.objects.get(slug=room).group_name),
         "members": members,
         "lobby": lambda: members(LOBBY_GROUP),
         "room_members": lambda room: members(Room.objects.get(slug=room).group_name),
@@ -85,7 +88,7 @@ def main() -> None:
         "counts": lambda: {
             "posts": Post.objects.count(),
             "messages": Message.objects.count(),
-            "presences": Presence.objects.count(),
+            "presences": len(presence.all_sockets()),
             "users": User.objects.count(),
         },
     }

@@ -116,18 +116,11 @@ class Supervisor(threading.Thread):
 
 class FaultStack(Stack):
     def __init__(self, workdir: Path, *, settings: Optional[Dict[str, str]] = None, **kwargs):
-        super().__init__(workdir, **kwargs)
-        self.overrides = {**FAST_FAULT_SETTINGS, **(settings or {})}
+        super().__init__(workdir, settings={**FAST_FAULT_SETTINGS, **(settings or {})}, **kwargs)
         self.held_down: set = set()
         self.driver: Optional[Driver] = None
         self.supervisor: Optional[Supervisor] = None
         self._respawn_lock = threading.Lock()
-
-    @property
-    def env(self) -> dict:
-        env = super().env
-        env.update(self.overrides)
-        return env
 
     def start(self) -> "FaultStack":
         super().start()

@@ -2,10 +2,11 @@
 
 Once, publishing a liveblog post answered HTTP 500 ("database is locked") while pages
 reconnected and re-joined their chat rooms after a Redis restart: each re-join and each
-disconnect is a write transaction (Presence) on the workers, and gunicorn's admin request
-is one more writer on the same SQLite file. SQLite now runs in WAL with immediate
+disconnect was a write transaction (a Presence row) on the workers, and gunicorn's admin
+request one more writer on the same SQLite file. SQLite now runs in WAL with immediate
 transactions and a 30 s busy timeout (project/settings/base.py), so a writer waits for the
-lock instead of failing.
+lock instead of failing; and presence is now in Redis (channels1_kit/presence.py), so joins
+and disconnects write nothing to the database. The storm stays, as the guard of both.
 
 Here, on the real processes and SQLite as `make run` uses: 40 chat sockets over both
 daphnes join a room, then each of them closes and reopens, re-joining every time, for at

@@ -124,7 +124,8 @@ def test_a_redis_outage_loses_nothing_and_every_process_recovers_by_itself(outag
         assert client.connected
     assert all(codes == [4503] for name, codes in close_codes.items() if name.startswith("reader")), close_codes
 
-    # Presence is right again: the sockets closed during the outage are swept away.
+    # Presence is right again: Redis came back empty, presence with it, and each page's rejoin
+    # counts its one live socket (the sweep takes out any socket closed meanwhile).
     live_sockets = len(audience.members)
     wait_until(lambda: len(stack.driver("presence", ROOM)) == live_sockets, timeout=20, message="presence swept")
     wait_until(lambda: len(stack.driver("lobby")) == live_sockets, timeout=20, message="lobby swept")
