@@ -77,7 +77,6 @@ def main() -> None:
             Message.objects.filter(room__slug=room).order_by("id").values_list("id", "user__username", "text")
         ),
         "presence": room_presence,
-        "room_count": lambda room: presence.members(Room.objects.get(slug=room).group_name),
         "members": members,
         "lobby": lambda: members(LOBBY_GROUP),
         "room_members": lambda room: members(Room.objects.get(slug=room).group_name),
