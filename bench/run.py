@@ -31,7 +31,7 @@ import psutil
 
 from tools.processes import REPO
 
-from . import report, scenarios
+from . import report, restart, scenarios
 from .targets import LAYERS, PEER_LABEL, PeerTarget, SiteTarget, peer_versions, redis_server_version
 
 SITE_PACKAGES = [
@@ -277,6 +277,31 @@ async def phase_clients(target, config: scenarios.Config, results: dict, say: Sa
         )
 
 
+async def phase_restart(target, config: scenarios.Config, results: dict, say: Say) -> None:
+    """A rolling restart of both daphnes with a crowd open and posts and messages flowing."""
+    await scenarios.warm_up(target, config)
+    say(
+        f"rolling restart: {config.restart_sockets} sockets ({config.restart_chat_members} chat members in "
+        f"{config.restart_rooms} rooms), both daphnes restarted in turn"
+    )
+    run = restart.RollingRestart(
+        target,
+        config,
+        sockets=config.restart_sockets,
+        chat_members=config.restart_chat_members,
+        rooms=scenarios.restart_rooms(config),
+    )
+    results["restart"] = figures = await run.run()
+    say(
+        f"rolling restart: {figures.get('back')}/{figures.get('sockets')} back, gap {_ms(figures.get('gap'))}, "
+        f"{figures.get('refused_handshakes')} handshakes refused, {figures.get('missed_posts')} posts and "
+        f"{figures.get('missed_messages')} messages missed, in {figures.get('window_s')} s"
+    )
+
+
+# A production drain for the restart phase (the site's stacks otherwise drain for 1 s).
+RESTART_DRAIN_SECONDS = "20"
+
 Phase = Callable[..., Awaitable[None]]
 
 
@@ -331,6 +356,7 @@ PHASES = {
     "sustained": phase_sustained,
     "crowd": phase_crowd,
     "clients": phase_clients,
+    "restart": phase_restart,
 }
 
 
@@ -347,6 +373,7 @@ def run_site(
             users=config.users,
             rooms=rooms(config),
             budgets_lifted=phase is not phase_clients,
+            extra_env={"DAPHNE_DRAIN_SECONDS": RESTART_DRAIN_SECONDS} if phase is phase_restart else None,
         )
         run_phase(target, phase, config, results, clock)
         results["fanout"].sort(key=lambda entry: entry["size"])
@@ -356,7 +383,8 @@ def run_peer(
     config: scenarios.Config, workdir: Path, clock: Clock, results: dict, phases: tuple = tuple(PHASES)
 ) -> None:
     results.update(label=PEER_LABEL, fanout=[], phases=[])
-    for phase in (PHASES[name] for name in phases if name != "liveblog"):
+    # The peer has no liveblog, and no catch-up to come back with after a restart.
+    for phase in (PHASES[name] for name in phases if name not in ("liveblog", "restart")):
         run_phase(PeerTarget(workdir / phase.__name__), phase, config, results, clock)
         results["fanout"].sort(key=lambda entry: entry["size"])
 
@@ -364,7 +392,16 @@ def run_peer(
 def rooms(config: scenarios.Config) -> list[str]:
     echo = [f"echo-{index}" for index in range(scenarios.echo_sockets(config))]
     fanouts = [scenarios.fanout_room(size) for size in (*config.sizes, config.crowd_sockets)]
-    return ["warm", "burst", "flood", scenarios.SUSTAINED_ROOM, *echo, *fanouts, *scenarios.churn_rooms(config)]
+    return [
+        "warm",
+        "burst",
+        "flood",
+        scenarios.SUSTAINED_ROOM,
+        *echo,
+        *fanouts,
+        *scenarios.churn_rooms(config),
+        *scenarios.restart_rooms(config),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

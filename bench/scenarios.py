@@ -48,6 +48,11 @@ class Config:
     # round trips measured, and for how long at most, while the flood goes on.
     reconnect_round_trips: int = 300
     reconnect_seconds: float = 15.0
+    # Rolling restart (bench/restart.py): this many sockets, of them this many chat members
+    # spread over `restart_rooms` rooms, the rest liveblog pages; both daphnes restarted in turn.
+    restart_sockets: int = 10_000
+    restart_chat_members: int = 1_000
+    restart_rooms: int = 10
     # Churn: rounds of `churn_clients` users, each opening, joining, sending and dropping
     # sockets for `churn_seconds`; after each round the servers settle and are read.
     churn_rounds: int = 5
@@ -91,6 +96,9 @@ QUICK = Config(
     churn_rounds=3,
     churn_seconds=5.0,
     churn_clients=4,
+    restart_sockets=300,
+    restart_chat_members=30,
+    restart_rooms=3,
     http_seconds=2.0,
     http_max_requests=2_000,
     users=4,
@@ -382,6 +390,10 @@ async def _churn_loop(target, index: int, stop: asyncio.Event, opened: list[int]
             await asyncio.sleep(0.2)
         finally:
             await socket.close(timeout=2.0)
+
+
+def restart_rooms(config: Config) -> list[str]:
+    return [f"restart-{index}" for index in range(config.restart_rooms)]
 
 
 def churn_rooms(config: Config) -> list[str]:

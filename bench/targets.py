@@ -81,14 +81,26 @@ class SiteTarget:
 
     kind = "site"
 
-    def __init__(self, key: str, workdir: Path, *, users: int, rooms: list[str], budgets_lifted: bool = True):
-        """`budgets_lifted=False` keeps the production client budgets: for the phase that measures them."""
+    def __init__(
+        self,
+        key: str,
+        workdir: Path,
+        *,
+        users: int,
+        rooms: list[str],
+        budgets_lifted: bool = True,
+        extra_env: dict | None = None,
+    ):
+        """`budgets_lifted=False` keeps the production client budgets: for the phase that measures
+        them; `extra_env`, settings of one phase's own (the restart's production drain)."""
         layer = LAYERS[key]
         self.key = key
         self.label = layer["label"]
         self.backend = layer["backend"]
         lifted = CLIENT_BUDGETS_LIFTED if budgets_lifted else {}
-        self.stack = SiteStack(workdir, layer=layer["backend"], extra_env={**lifted, **layer["env"]})
+        self.stack = SiteStack(
+            workdir, layer=layer["backend"], extra_env={**lifted, **layer["env"], **(extra_env or {})}
+        )
         self.user_count = users
         self.rooms = rooms
         self.cookies: list[str] = []

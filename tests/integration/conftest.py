@@ -35,6 +35,10 @@ def stack(tmp_path_factory):
 @pytest.fixture(scope="session")
 def users(stack):
     """Logins on the stack: alice and bob (plain), boss (staff). Password: the username twice."""
+    return create_users(stack)
+
+
+def create_users(stack) -> dict:
     stack.django(
         "from django.contrib.auth.models import User\n"
         "for name, staff in [('alice', False), ('bob', False), ('boss', True)]:\n"

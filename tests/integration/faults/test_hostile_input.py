@@ -16,9 +16,40 @@ import requests
 import websocket
 
 from tests.integration.clients import Socket
-from tools.site_stack import login_cookie
+from tests.integration.conftest import PRESENCE_GRACE_SECONDS, create_users
+from tools.site_stack import Stack, login_cookie
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """A site of this module's own: every hostile frame here comes on a fresh socket of the same
+    few logins, faster than the per-client handshake budget lets one client open them (it has
+    tests of its own, tests/integration/test_client_budgets.py), so that budget is lifted here,
+    as a load test lifts it; the per-socket frame budget and everything else stay as shipped."""
+    site = Stack(
+        tmp_path_factory.mktemp("hostile-stack"),
+        settings={
+            "PRESENCE_GRACE_SECONDS": str(PRESENCE_GRACE_SECONDS),
+            "WEBSOCKET_HANDSHAKE_RATE": "0",
+            "WEBSOCKET_CLIENT_SOCKETS": "0",
+        },
+    )
+    try:
+        site.start()
+    except Exception:
+        print(site.logs())
+        site.stop()
+        raise
+    yield site
+    site.stop()
+
+
+@pytest.fixture(scope="module")
+def users(stack):
+    return create_users(stack)
+
 
 ROOM, OTHER_ROOM, STAFF_ROOM, BLOG = "hostile", "hostile-other", "hostile-staff", "hostile-blog"
 STREAM = "/chat/stream/"
