@@ -35,6 +35,15 @@ DELIVERIES_PER_CPU_S = 12_500
 # most, with no round trip lost; after the first round of churn, Redis keys and the daphnes'
 # and workers' memory stay level: the keys within CHURN_KEYS_SLACK (or 5%) of the first
 # round's, the memory within CHURN_MIB_PER_ROUND a round.
+# Issue 19: 10,000 sockets opened within this; a rolling restart of both daphnes: every page
+# back and caught up, a page's gap p99 within RESTART_GAP_P99_S, the whole within the stop
+# windows plus RESTART_SLACK_S, refused handshakes under RESTART_REFUSED_FRACTION of the
+# sockets, nothing missed; a reconnect at most RECONNECT_WORKER_CPU_MS of worker CPU.
+CROWD_OPEN_S = 10.0
+RESTART_GAP_P99_S = 10.0
+RESTART_SLACK_S = 10.0
+RESTART_REFUSED_FRACTION = 0.05
+RECONNECT_WORKER_CPU_MS = 1.0
 RECONNECT_SLOWDOWN = 2.0
 CHURN_KEYS_SLACK = 50
 CHURN_MIB_PER_ROUND = 0.5
@@ -194,6 +203,7 @@ def evaluate(results: dict) -> list[list[str]]:
 
     rows += _issue_11_rows(project)
     rows += _issue_18_rows(project)
+    rows += _issue_19_rows(project)
 
     # Deliveries per CPU-second against the peer, at the largest size.
     ours = _get(_fanout(project, largest), "deliveries_per_cpu_s")
@@ -390,6 +400,113 @@ def _issue_18_rows(project: dict) -> list[list[str]]:
         verdict = "**met**" if level["level"] else "**missed**: see the churn section"
         rows.append(["churn: Redis keys and daphne and worker memory level after the first round", measured, verdict])
     return rows
+
+
+def _issue_19_rows(project: dict) -> list[list[str]]:
+    rows = []
+    crowd = project.get("crowd")
+    if crowd and "open_seconds" in crowd:
+        whole = crowd.get("opened") == crowd.get("size")
+        measured = f"{_n(crowd.get('opened'))}/{_n(crowd.get('size'))} open in {crowd['open_seconds']:.1f} s"
+        met = whole and crowd["open_seconds"] <= CROWD_OPEN_S
+        verdict = "**met**" if met else "**missed**: see the sockets table (each open is a handshake and a join)"
+        rows.append([f"{_n(crowd.get('size'))} sockets opened within {CROWD_OPEN_S:g} s", measured, verdict])
+    restart = project.get("restart")
+    if restart and "gap" in restart:
+        stops = sum(entry["stop_s"] + entry["start_s"] for entry in restart["restarts"])
+        gap_p99 = (_get(restart, "gap", "p99") or 0) / 1000
+        refused = restart["refused_handshakes"]
+        missed = restart["missed_posts"] + restart["missed_messages"]
+        measured = (
+            f"{_n(restart['back'])}/{_n(restart['sockets'])} back; gap p50 {_ms(_get(restart, 'gap', 'p50'))}, "
+            f"p99 {_ms(_get(restart, 'gap', 'p99'))}; {_n(refused)} handshakes refused, "
+            f"{_n(restart['busy_answers'])} told busy; {missed} posts and messages missed; the two restarts took "
+            f"{stops:.0f} s"
+        )
+        met = (
+            restart["back"] == restart["sockets"]
+            and gap_p99 <= RESTART_GAP_P99_S
+            and refused <= RESTART_REFUSED_FRACTION * restart["sockets"]
+            and missed == 0
+        )
+        rows.append(
+            [
+                f"rolling restart of {_n(restart['sockets'])} sockets: every page back and caught up, gap p99 within "
+                f"{RESTART_GAP_P99_S:g} s, refused under {100 * RESTART_REFUSED_FRACTION:g}% of the sockets, "
+                "nothing missed",
+                measured,
+                "**met**" if met else "**missed**: see the rolling restart section",
+            ]
+        )
+        per = restart.get("worker_cpu_ms_per_reconnect")
+        if per is not None:
+            rows.append(
+                [
+                    f"worker CPU per reconnect during the restart at most {RECONNECT_WORKER_CPU_MS:g} ms",
+                    f"{per} ms (the whole window's worker CPU, posts and messages included, over "
+                    f"{_n(restart['reconnects'])} reconnects)",
+                    "**met**"
+                    if per <= RECONNECT_WORKER_CPU_MS
+                    else "**missed**: each reconnect is a connect (a chat member's also a join) through Redis to a "
+                    "worker, and a disconnect; the window's posts and messages are in the figure too",
+                ]
+            )
+    return rows
+
+
+def _restart_section(targets: list[tuple[str, dict]]) -> list[str]:
+    rows = []
+    for _, target in targets:
+        restart = target.get("restart")
+        if not restart:
+            continue
+        if "gap" not in restart:
+            rows.append([target["label"], restart.get("error", "not measured")] + [""] * 8)
+            continue
+        rows.append(
+            [
+                target["label"],
+                f"{_n(restart['back'])}/{_n(restart['sockets'])}",
+                _ms(_get(restart, "gap", "p50")),
+                _ms(_get(restart, "gap", "p99")),
+                f"{restart['gap_max_s']} s" if restart.get("gap_max_s") is not None else "—",
+                f"{_n(restart['refused_handshakes'])} / {_n(restart['busy_answers'])}",
+                f"{restart['missed_posts']} of {restart['posts']} posts ({restart['pages_missing_something']} pages), "
+                f"{restart['missed_messages']} messages",
+                ", ".join(f"{entry['stop_s']} + {entry['start_s']} s" for entry in restart["restarts"]),
+                f"{restart.get('worker_cpu_ms_per_reconnect')} ms",
+                f"{_ms(_get(restart, 'echo', 'p50'))} / {_ms(_get(restart, 'echo', 'p99'))}, "
+                f"{restart['echo_lost']} lost",
+            ]
+        )
+    if not rows:
+        return []
+    return [
+        "",
+        "### Rolling restart of both daphnes",
+        "",
+        "The pages as the site's behave (bench/restart.py): liveblog pages reconnect with `since`, chat members "
+        "rejoin with `since`, each waits as told (`retry_after`) or as WebSocketBridge does, through whichever "
+        "daphne listens. A post a second and a chat message every 2 s all along; each daphne gets SIGTERM in turn "
+        "(the production drain, 20 s) and is started again on its port once it has exited. Not run for the peer: "
+        "it has no liveblog and no catch-up to come back with.",
+        "",
+        _table(
+            [
+                "",
+                "back",
+                "gap p50",
+                "gap p99",
+                "gap max",
+                "refused / told busy",
+                "missed",
+                "stop + start of each daphne",
+                "worker CPU per reconnect",
+                "bystander's echo p50 / p99",
+            ],
+            rows,
+        ),
+    ]
 
 
 def _clients_section(targets: list[tuple[str, dict]]) -> list[str]:
@@ -968,6 +1085,7 @@ def markdown(results: dict, images: dict[str, str | None], folder_name: str) -> 
     out += _sustained_section(results, targets)
     out += _crowd_section(results, targets)
     out += _clients_section(targets)
+    out += _restart_section(targets)
 
     out += ["", "## Liveblog", ""]
     out.append(
