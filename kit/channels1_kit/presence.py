@@ -44,10 +44,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
-from django.db import connection as db_connection
-
+from channels1_kit import periodic
 from channels1_kit.conf import channel_layer, setting
-from channels1_kit.outages import REDIS_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -527,24 +525,9 @@ def _tell(change: Change) -> None:
         logger.exception("presence: announcing %s in %s failed", change.announce, change.group)
 
 
-def _reap_forever(interval: float) -> None:
-    while True:
-        try:
-            reap()
-        except REDIS_ERRORS as error:
-            # Redis down: the graces wait in Redis, and the next reap takes them.
-            logger.warning("presence reaper skipped: %s", error)
-        except Exception:
-            logger.exception("presence reaper failed")
-        finally:
-            db_connection.close()
-        time.sleep(interval)
-
-
 def start_reaper(sender, **kwargs) -> None:
     """worker_process_ready receiver: takes out people whose grace ran out, every second, in a thread."""
     if not _apps:
         return
     interval = min(1.0, max(grace_seconds() / 4, 0.1))
-    thread = threading.Thread(target=_reap_forever, args=(interval,), name="presence-reaper", daemon=True)
-    thread.start()
+    periodic.start("presence reaper", reap, interval=interval)

@@ -39,17 +39,12 @@ at once, closes them with 4503 (reconnect and catch up) and empties those groups
 
 import json
 import logging
-import random
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Tuple
 
-from django.db import connection as db_connection
-
-from channels1_kit import channel_sessions
+from channels1_kit import channel_sessions, periodic
 from channels1_kit.conf import channel_layer, setting
-from channels1_kit.outages import REDIS_ERRORS
 from channels1_kit.websocket import CLOSE_RECONNECT
 
 logger = logging.getLogger(__name__)
@@ -321,27 +316,10 @@ def sweep(layer=None, *, now: Optional[float] = None) -> SweepReport:
     return report
 
 
-def _sweep_forever(interval: float) -> None:
-    # Workers started together would sweep together: spread them over the interval.
-    time.sleep(random.uniform(0.5, 1.0) * interval)
-    while True:
-        try:
-            sweep()
-        except REDIS_ERRORS as error:
-            # Redis down: the next sweep tries again.
-            logger.warning("socket sweep skipped: %s", error)
-        except Exception:
-            logger.exception("socket sweep failed")
-        finally:
-            db_connection.close()
-        time.sleep(interval)
-
-
 def start_sweeper(sender, **kwargs) -> None:
     """worker_process_ready receiver: sweeps gone sockets every CHANNELS1_KIT_SWEEP_SECONDS, in a thread."""
     interval = setting("SWEEP_SECONDS")
     if interval <= 0:
         return
-    thread = threading.Thread(target=_sweep_forever, args=(interval,), name="socket-sweeper", daemon=True)
-    thread.start()
+    periodic.start("socket sweep", sweep, interval=interval, spread=True)
     logger.info("Sweeping gone sockets every %ss", interval)

@@ -18,18 +18,25 @@ from tools.site_stack import Stack
 PRESENCE_GRACE_SECONDS = 5
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory):
-    """One running site for the integration tests that do not break anything."""
-    site = Stack(tmp_path_factory.mktemp("stack"), settings={"PRESENCE_GRACE_SECONDS": str(PRESENCE_GRACE_SECONDS)})
+def running(site: Stack, prepare=lambda site: None):
+    """A fixture's body for a stack: started (and prepared), yielded, stopped; if it fails to
+    start, its processes' logs are printed and it is stopped before the error goes on."""
     try:
         site.start()
+        prepare(site)
     except Exception:
         print(site.logs())
         site.stop()
         raise
     yield site
     site.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    """One running site for the integration tests that do not break anything."""
+    settings = {"PRESENCE_GRACE_SECONDS": str(PRESENCE_GRACE_SECONDS)}
+    yield from running(Stack(tmp_path_factory.mktemp("stack"), settings=settings))
 
 
 @pytest.fixture(scope="session")

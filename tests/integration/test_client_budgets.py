@@ -17,6 +17,7 @@ import pytest
 import websocket
 
 from tests.integration.clients import Socket, close_code_of, handshake, next_frame
+from tests.integration.conftest import running
 from tools.processes import wait_until
 from tools.site_stack import Stack, login_cookie
 
@@ -39,17 +40,12 @@ class VerboseStack(Stack):
 @pytest.fixture(scope="module")
 def verbose_stack(tmp_path_factory):
     site = VerboseStack(tmp_path_factory.mktemp("budgets-stack"), daphnes=1, workers=1)
-    try:
-        site.start()
-        site.django(
-            "from django.contrib.auth.models import User\n" "User.objects.create_user('carol', password='carolcarol')\n"
-        )
-    except Exception:
-        print(site.logs())
-        site.stop()
-        raise
-    yield site
-    site.stop()
+    yield from running(
+        site,
+        lambda site: site.django(
+            "from django.contrib.auth.models import User\nUser.objects.create_user('carol', password='carolcarol')\n"
+        ),
+    )
 
 
 def connects_in_worker_logs(stack) -> int:

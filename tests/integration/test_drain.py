@@ -12,6 +12,7 @@ import pytest
 import websocket
 
 from tests.integration.clients import close_code_of, next_frame
+from tests.integration.conftest import running
 from tools.processes import wait_until
 from tools.site_stack import Stack
 
@@ -34,9 +35,7 @@ def stack(tmp_path):
             "WEBSOCKET_CLIENT_SOCKETS": "0",
         },
     )
-    stack.start()
-    yield stack
-    stack.stop()
+    yield from running(stack)
 
 
 def publish(stack: Stack, body: str) -> int:

@@ -16,7 +16,7 @@ import requests
 import websocket
 
 from tests.integration.clients import Socket
-from tests.integration.conftest import PRESENCE_GRACE_SECONDS, create_users
+from tests.integration.conftest import PRESENCE_GRACE_SECONDS, create_users, running
 from tools.site_stack import Stack, login_cookie
 
 pytestmark = pytest.mark.integration
@@ -28,22 +28,12 @@ def stack(tmp_path_factory):
     few logins, faster than the per-client handshake budget lets one client open them (it has
     tests of its own, tests/integration/test_client_budgets.py), so that budget is lifted here,
     as a load test lifts it; the per-socket frame budget and everything else stay as shipped."""
-    site = Stack(
-        tmp_path_factory.mktemp("hostile-stack"),
-        settings={
-            "PRESENCE_GRACE_SECONDS": str(PRESENCE_GRACE_SECONDS),
-            "WEBSOCKET_HANDSHAKE_RATE": "0",
-            "WEBSOCKET_CLIENT_SOCKETS": "0",
-        },
-    )
-    try:
-        site.start()
-    except Exception:
-        print(site.logs())
-        site.stop()
-        raise
-    yield site
-    site.stop()
+    settings = {
+        "PRESENCE_GRACE_SECONDS": str(PRESENCE_GRACE_SECONDS),
+        "WEBSOCKET_HANDSHAKE_RATE": "0",
+        "WEBSOCKET_CLIENT_SOCKETS": "0",
+    }
+    yield from running(Stack(tmp_path_factory.mktemp("hostile-stack"), settings=settings))
 
 
 @pytest.fixture(scope="module")
