@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -403,9 +404,12 @@ def churn_rooms(config: Config) -> list[str]:
 def _churn_reading(target, *, round_: int, sockets: int) -> dict:
     kinds: dict[str, int] = {}
     for key in target.redis_keys():
-        # "asgi::session:abc" -> "session": the part after the layer's prefix.
+        # "asgi::session:abc" -> "session", "asgi:__wait__.daphne.response.A?b:..." -> "__wait__": the
+        # part after the layer's prefix, up to the first dot; a group's key (a hash) -> "(hash)".
         parts = [part for part in key.split(":")[1:] if part]
-        kind = parts[0] if parts else key
+        kind = re.split(r"[.?!]", parts[0])[0] if parts else key
+        if re.fullmatch(r"[0-9a-f]{32}", kind):
+            kind = "(hash)"
         kinds[kind] = kinds.get(kind, 0) + 1
     rss = {
         kind: round(sum(procstat.rss_bytes(pid) for pid in pids) / max(len(pids), 1) / 2**20, 2)
