@@ -195,6 +195,7 @@ async def flood(target, stop: asyncio.Event, counts: dict) -> None:
     """A logged-in socket on the first daphne writing frames as fast as FLOOD_FRAMES_PER_S
     allows (half chat sends, half invalid JSON) until `stop`; when the server closes it (the
     site's frame budget does, 4429), it opens another FLOOD_RECONNECT_S later and goes on."""
+    counts.update(frames=0, sockets=0, refused_opens=0)
     while not stop.is_set():
         try:
             socket = await connect(target.chat_url(0), cookie=target.cookie(0), timeout=10)
