@@ -70,6 +70,9 @@ DEFAULTS: Dict[str, Any] = {
     # daphne: on SIGTERM, close the open sockets in slices over this many seconds, each told
     # when to come back (channels1_kit/drain.py); inside the 30 s before SIGKILL.
     "DRAIN_SECONDS": 20,
+    # daphne: handshakes it lets wait for a worker at once; past that, a new one is told when to
+    # come back (4013) instead of queuing behind them past daphne's 5 s connect timeout. 0: no limit.
+    "CONNECT_PENDING_LIMIT": 200,
     # runworker: on SIGTERM, finish the message in hand before exiting.
     "GRACEFUL_STOP": True,
     # runworker: wait for Redis through an outage instead of exiting.
@@ -79,6 +82,7 @@ DEFAULTS: Dict[str, Any] = {
 _NON_NEGATIVE = (
     "SWEEP_SECONDS",
     "DRAIN_SECONDS",
+    "CONNECT_PENDING_LIMIT",
     "PRESENCE_GRACE_SECONDS",
     "CLOCK_SKEW_SECONDS",
     "FRAME_RATE",

@@ -26,8 +26,9 @@ would never hear another broadcast. InterfaceLayer wraps the configured layer an
 * keeps a frame larger than CHANNELS1_KIT_MAX_FRAME_BYTES out of Redis: the worker gets its
   size in its place and answers "frame-too-large";
 * on SIGTERM stops listening and closes its sockets in slices over CHANNELS1_KIT_DRAIN_SECONDS,
-  each told when to come back (4012), and answers a handshake that finds websocket.connect
-  full itself, telling the page when to come back (4013) rather than 503 (channels1_kit/drain.py);
+  each told when to come back (4012), and answers a handshake itself, telling the page when to
+  come back (4013) rather than 503, when websocket.connect is full or this daphne already has
+  CHANNELS1_KIT_CONNECT_PENDING_LIMIT handshakes waiting for a worker (channels1_kit/drain.py);
 * answers GET CHANNELS1_KIT_HEALTHZ_PATH (/healthz) itself while Redis cannot be used, 503
   with the reason (refused password, refused certificate, unknown host...) in place of
   daphne's "Request queue full".
@@ -40,7 +41,7 @@ import json
 import logging
 import time
 from collections import deque
-from typing import Any, Deque, List, Optional, Set, Tuple
+from typing import Any, Deque, Dict, List, Optional, Set, Tuple
 
 import redis
 from autobahn.websocket.types import ConnectionDeny
@@ -64,6 +65,9 @@ from channels1_kit.websocket import CLOSE_RECONNECT, OVERSIZED_KEY, frame_text
 
 logger = logging.getLogger(__name__)
 
+# daphne 1.4.2's --websocket_connect_timeout default: a handshake no worker answered by then is refused.
+CONNECT_TIMEOUT_SECONDS = 5
+
 
 class InterfaceLayer:
     def __init__(self, layer, *, clock=None, proxy_headers: bool = False):
@@ -80,11 +84,14 @@ class InterfaceLayer:
         self._heartbeat: Optional[task.LoopingCall] = None
         # Set once a drain began (SIGTERM): handshakes still on their way are told to come back.
         self._draining = False
+        # Handshakes sent to the workers and not answered yet: {reply channel: when sent}.
+        self._pending: Dict[str, float] = {}
         self._run_ids: Optional[List[str]] = None
         self._redis_down = False
         # The cause of the last send Redis refused, until a heartbeat finds Redis usable again.
         self._refusal: Optional[str] = None
         now = clock.seconds if clock is not None else time.monotonic
+        self._now = now
         self._budget = FrameBudget(now=now)
         # proxy_headers: daphne was started with --proxy-headers, so X-Forwarded-For names the client.
         self._clients = ClientBudgets(
@@ -118,6 +125,14 @@ class InterfaceLayer:
             frame = drain.restarting_frame(drain.retry_after(drain.RESTART_RETRY_AFTER_SECONDS))
             self._answer_handshake(reply_channel, frame, drain.CLOSE_RESTARTING)
             return
+        if channel == "websocket.connect" and self._backlog_full():
+            # The workers are this far behind: a handshake queued now would wait past daphne's
+            # connect timeout, and the worker's work for it would be wasted on a page already
+            # refused (the congestion collapse of a restart storm). Told when to come back instead.
+            self._answer_handshake(
+                reply_channel, drain.busy_frame(drain.retry_after(drain.BUSY_RETRY_AFTER_SECONDS)), drain.CLOSE_BUSY
+            )
+            return
         if channel == "websocket.connect":
             decision = self._clients.handshake(message)
             if decision.verdict != PASS:
@@ -133,6 +148,7 @@ class InterfaceLayer:
         elif channel == "websocket.disconnect":
             # Gone whether or not Redis takes the message: the sweep finds it missing.
             self._sockets.discard(reply_channel)
+            self._pending.pop(reply_channel, None)
             self._clients.closed(reply_channel)
             order = self._budget.renumber(reply_channel, int(message.get("order", 0)))
             if order != message.get("order", 0):
@@ -173,6 +189,7 @@ class InterfaceLayer:
         if channel == "websocket.connect":
             self._sockets.add(reply_channel)
             self._clients.opened(reply_channel, decision.identities)
+            self._pending[reply_channel] = self._now()
 
     def _admit_frame(self, reply_channel: str, order: int) -> Optional[int]:
         """The frame's order as the workers must see it, or None: refused by its socket's budget or its client's."""
@@ -294,7 +311,23 @@ class InterfaceLayer:
             receiving.addCallbacks(self._received, self._receive_failed)
         return waiter
 
+    def _backlog_full(self) -> bool:
+        """Whether this daphne has CHANNELS1_KIT_CONNECT_PENDING_LIMIT handshakes waiting for a worker
+        (those older than daphne's connect timeout are no longer waited for: daphne refused them)."""
+        limit = setting("CONNECT_PENDING_LIMIT")
+        if limit <= 0:
+            return False
+        if len(self._pending) >= limit:
+            cutoff = self._now() - CONNECT_TIMEOUT_SECONDS
+            for reply_channel, sent in list(self._pending.items()):
+                if sent < cutoff:
+                    del self._pending[reply_channel]
+        return len(self._pending) >= limit
+
     def _received(self, result) -> None:
+        if result and result[0] is not None:
+            # A worker's first reply to a socket (its accept, or a refusal) ends its wait.
+            self._pending.pop(result[0], None)
         self._receiving = None
         waiter, self._waiter = self._waiter, None
         if waiter is not None:

@@ -217,6 +217,9 @@ CHANNELS1_KIT_HEARTBEAT_SECONDS = env_int("SOCKET_HEARTBEAT_SECONDS", 10)
 # daphne, on SIGTERM: seconds over which it closes its sockets in slices, each page told when to
 # come back (4012). Inside the 30 s Heroku and deploy/supervisor give before SIGKILL.
 CHANNELS1_KIT_DRAIN_SECONDS = env_int("DAPHNE_DRAIN_SECONDS", 20)
+# daphne: handshakes waiting for a worker at once, past which a new one is told when to come back
+# (4013) rather than queue past daphne's 5 s connect timeout into work no page waits for.
+CHANNELS1_KIT_CONNECT_PENDING_LIMIT = env_int("DAPHNE_CONNECT_PENDING_LIMIT", 200)
 # How often each worker removes the presence and group memberships of gone sockets
 # (channels1_kit/sockets.py); 0 turns it off (`manage.py sweep_sockets` does one sweep).
 CHANNELS1_KIT_SWEEP_SECONDS = env_int("SOCKET_SWEEP_SECONDS", 30)

@@ -348,3 +348,34 @@ def test_a_rate_of_zero_turns_the_budget_off(layer, fake):
     for order in range(1, 101):
         layer.send("websocket.receive", frame(alice, order))
     assert len(fake.sent) == 101
+
+
+@override_settings(CHANNELS1_KIT_CONNECT_PENDING_LIMIT=3)
+def test_past_the_pending_handshake_limit_a_handshake_is_told_when_to_come_back_not_queued(layer, fake, clock):
+    """A restart storm: handshakes queued behind more than the workers answer within daphne's 5 s
+    connect timeout are work for pages already refused. Past the limit a handshake is answered
+    here (4013, retry_after), never sent; a worker's answer, or daphne's timeout, frees a place."""
+    waiting = [connect(layer, f"page{index}") for index in range(3)]
+    assert [sent[1]["reply_channel"] for sent in fake.sent] == waiting
+
+    late = connect(layer, "late")
+    clock.advance(0)
+    channel, reply = result_of(layer.receive_twisted([SEND_CHANNEL]))
+    assert channel == late and reply["close"] == drain.CLOSE_BUSY
+    assert json.loads(reply["text"])["error"] == "server-busy"
+    assert len(fake.sent) == 3
+
+    # A worker accepts the first: the next handshake goes to the workers.
+    pending = layer.receive_twisted([SEND_CHANNEL])
+    fake.receiving[-1].callback((waiting[0], {"accept": True}))
+    assert result_of(pending) == (waiting[0], {"accept": True})
+    after_accept = connect(layer, "after-accept")
+    assert fake.sent[-1][1]["reply_channel"] == after_accept
+
+    # Full again; once daphne's connect timeout has passed, the unanswered ones no longer count.
+    assert result_of(layer.receive_twisted([SEND_CHANNEL])) is None
+    connect(layer, "refused-again")
+    assert fake.sent[-1][1]["reply_channel"] == after_accept
+    clock.advance(6)
+    after_timeout = connect(layer, "after-timeout")
+    assert fake.sent[-1][1]["reply_channel"] == after_timeout
