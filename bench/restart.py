@@ -39,6 +39,9 @@ FIRST_DELAY_S = (1.5, 3.0)
 BACKOFF = 1.3
 MAX_DELAY_S = 10.0
 TAG = b"restart"
+# A liveblog page is back once its socket is still open this long after the handshake (a busy
+# answer closes it at once).
+BACK_AFTER_S = 0.3
 
 
 @dataclass
@@ -113,8 +116,12 @@ class RollingRestart:
             return self.target.liveblog_url(daphne).split("?")[0] + f"?since={page.cursor}"
         return self.target.chat_url(daphne)
 
-    async def _open(self, page: Page) -> bool:
-        """One attempt through any listening daphne (its home first): True once back."""
+    async def _open(self, page: Page) -> float | None:
+        """One attempt through any listening daphne (its home first): when it was back, or None.
+
+        A handshake daphne answers itself (server-busy, 4013; told to come back) is no return: a
+        liveblog page counts as back if its socket is still open a moment after the handshake, a
+        chat member once its join reply has come."""
         order = [page.home] + [index for index in range(self.target.daphne_count) if index != page.home]
         for daphne in order:
             if not self.live[daphne]:
@@ -127,17 +134,24 @@ class RollingRestart:
                 continue  # not listening (draining, or restarting): the next daphne, as a load balancer
             except Exception:
                 page.refused += 1
-                return False
+                return None
+            opened_at = time.monotonic()
             page.socket = socket
             if page.kind == "chat":
                 socket.send_json({"command": "join", "room": page.room, "since": page.cursor})
-                try:
-                    await asyncio.wait_for(asyncio.shield(socket.joined), 15)
-                except TimeoutError:
-                    return socket.open
-            return socket.open
+                await asyncio.wait(
+                    [asyncio.shield(socket.joined), asyncio.shield(socket.closed)],
+                    timeout=15,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                return time.monotonic() if socket.joined.done() and socket.open else None
+            try:
+                await asyncio.wait_for(asyncio.shield(socket.closed), BACK_AFTER_S)
+            except TimeoutError:
+                return opened_at
+            return None
         page.refused += 1
-        return False
+        return None
 
     async def _keep_open(self, page: Page) -> None:
         """Reopens the page whenever its socket closes, until stop."""
@@ -154,12 +168,13 @@ class RollingRestart:
                     delay = random.uniform(*FIRST_DELAY_S) if delay is None else min(delay * BACKOFF, MAX_DELAY_S)
                     wait = delay
                 await asyncio.sleep(wait)
-                if await self._open(page):
+                back_at = await self._open(page)
+                if back_at is not None:
                     break
             if self.stop.is_set():
                 return
             self.reconnects += 1
-            page.gaps.append(time.monotonic() - page.closed_at)
+            page.gaps.append(back_at - page.closed_at)
             page.closed_at = None
 
     # -- the run -----------------------------------------------------------------------
@@ -179,7 +194,7 @@ class RollingRestart:
 
         async def first_open(page: Page) -> bool:
             async with gate:
-                return await self._open(page)
+                return await self._open(page) is not None
 
         results = await asyncio.gather(*(first_open(page) for page in self.pages))
         open_seconds = time.monotonic() - opened_at
