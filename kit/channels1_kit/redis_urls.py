@@ -1,4 +1,4 @@
-"""One Redis URL, understood the same way by redis-py 2.10.6 (workers, gunicorn, daphne's sends) and by
+"""One Redis URL, understood the same way by redis-py (workers, gunicorn, daphne's sends) and by
 txredisapi (daphne's receive).
 
     redis://[[user]:password@]host[:port][/db]
@@ -24,13 +24,19 @@ traffic is encrypted, but a machine in the middle could pose as the server. A us
 Redis 6's ``AUTH user password`` (ACL users). User name and password are percent-decoded, so a
 password holding ``@``, ``:`` or ``/`` is written ``%40``, ``%3A``, ``%2F``.
 
-Why not redis-py's own ``rediss://`` support: redis-py 2.10.6's SSLConnection calls
-``ssl.wrap_socket``, which Python 3.12 removed, never checks the host name, ignores the system
-trust store, and sends no user name. And txredisapi takes TLS only as a Twisted connection
-creator, built here from the same options.
+What redis-py does here: connecting, AUTH (with an ACL user name), SELECT, the protocol,
+timeouts. What it does not, and this module does:
 
-Every string form of a URL masks the password (``redis://user:***@host:6379/0``); errors name
-the masked URL and the cause in one line.
+* one parser for both paths, with txredisapi's TLS built from the same options
+  (``twisted_tls``), and ``redis+sentinel://``, which redis-py's ``from_url`` does not know;
+* ``ssl_ca_certs`` trusts that CA *in place of* the system store (redis-py's SSLConnection
+  loads the named CA beside the system store), and a URL is accepted or refused alike on
+  Python 3.11 to 3.13 and on daphne's OpenSSL path (``ssl_context``);
+* Sentinel as both paths follow it: every new connection asks the sentinels, checks ROLE, and
+  a pool closes a connection it hands out once the sentinels name another master (redis-py's
+  Sentinel pool keeps such a connection writing to the demoted master);
+* every string form of a URL masks the password (``redis://user:***@host:6379/0``; redis-py's
+  pool repr shows it), and errors name the masked URL and the cause in one line.
 """
 
 import re
@@ -44,6 +50,8 @@ from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlsplit, urlun
 
 import redis
 from redis.connection import Connection
+
+from channels1_kit.redis_client import ConnectionPool, Redis, retry_once
 
 CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
 DEFAULT_PORT = 6379
@@ -84,11 +92,11 @@ def refusal(reply: Any) -> str:
     return f"Redis refused the credentials: {reply}"
 
 
-class RedisAuthenticationError(redis.exceptions.ConnectionError, redis.exceptions.AuthenticationError):
+class RedisAuthenticationError(redis.exceptions.AuthenticationError):
     """Redis refused the URL's credentials or rights.
 
-    A ConnectionError too, so that code which rides out an unreachable Redis (runworker's
-    outage handling, daphne's 503) rides this out as well instead of crashing on it; it lasts
+    A ConnectionError too (as redis-py's AuthenticationError is), so that code which rides out an
+    unreachable Redis (runworker's outage handling, daphne's 503) rides this out as well instead of crashing on it; it lasts
     until someone fixes the URL or the server's users, and every attempt says so.
     """
 
@@ -152,15 +160,25 @@ class RedisURL:
     def __repr__(self) -> str:
         return f"RedisURL({self.masked!r})"
 
-    # redis-py 2.10.6
+    # redis-py
 
     def connection_kwargs(self, **defaults: Any) -> dict:
         """Keyword arguments of a redis-py ConnectionPool of RedisConnection for this URL.
 
         defaults are redis-py connection arguments (asgi_redis's connection_kwargs); the URL's own
-        timeouts win over them, as they do in redis-py's from_url.
+        timeouts win over them, as they do in redis-py's from_url. Where redis-py's defaults
+        changed since 2.10.6, the old ones are kept: no socket timeouts unless given (a 5 s one
+        would cut the layer's 5 s BLPOP), RESP2 (no HELLO), no CLIENT SETINFO (an ACL user may
+        lack the right), one retry on a ConnectionError.
         """
-        kwargs = dict(defaults)
+        kwargs = {
+            "socket_timeout": None,
+            "socket_connect_timeout": None,
+            "protocol": 2,
+            "driver_info": None,
+            "retry": retry_once(),
+            **defaults,
+        }
         for name in ("socket_timeout", "socket_connect_timeout"):
             if getattr(self, name) is not None:
                 kwargs[name] = getattr(self, name)
@@ -171,13 +189,14 @@ class RedisURL:
             host=self.host,
             port=self.port,
             db=self.db,
+            username=self.username,
             password=self.password,
         )
         return kwargs
 
-    def redis_client(self, client_class: type = redis.Redis, **defaults: Any):
-        """A redis-py client for this URL (redis.Redis, as asgi_redis's own from_url makes)."""
-        pool_class = SentinelConnectionPool if self.is_sentinel else redis.ConnectionPool
+    def redis_client(self, client_class: type = Redis, **defaults: Any):
+        """A redis-py client for this URL (a redis.Redis with the kit's short command path)."""
+        pool_class = SentinelConnectionPool if self.is_sentinel else ConnectionPool
         return client_class(connection_pool=pool_class(**self.connection_kwargs(**defaults)))
 
     def sentinel_urls(self) -> list:
@@ -498,27 +517,26 @@ def _parse_sentinel(parts) -> RedisURL:
     )
 
 
-# redis-py 2.10.6
+# redis-py
 
 
 class RedisConnection(Connection):
-    """redis-py 2.10.6's Connection, with TLS from an ssl.SSLContext, ACL users and one-line errors.
+    """redis-py's Connection, with TLS from the URL's ssl.SSLContext and one-line errors.
 
     Each error names the masked URL and the cause: an unknown host, a refused or timed-out
     connection, a certificate that is not trusted or names another host, a TLS handshake that
-    fails, a plain connection to a TLS-only port, refused credentials.
+    fails, a plain connection to a TLS-only port, refused credentials. AUTH (with the ACL user
+    name) and SELECT are redis-py's.
     """
-
-    # Also what the pool's repr shows, from its connection kwargs: the masked URL.
-    description_format = "RedisConnection<%(redis_url)s>"
 
     def __init__(self, *, redis_url: RedisURL, ssl_context: Optional[ssl.SSLContext] = None, **kwargs: Any):
         super().__init__(**kwargs)
         self.redis_url = redis_url
-        self.username = redis_url.username
         self.ssl_context = ssl_context
-        self._description_args = {"redis_url": redis_url.masked}
         self._answered = False
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}({self.redis_url.masked})>"
 
     def _connect(self) -> socket.socket:
         url = self.redis_url
@@ -564,37 +582,21 @@ class RedisConnection(Connection):
         sock.settimeout(self.socket_timeout)
         return sock
 
-    def on_connect(self) -> None:
-        # redis-py 2.10.6's own sends AUTH with the password alone, which means the default user;
-        # an ACL user needs AUTH user password. The rest is as there: AUTH, then SELECT.
-        self._parser.on_connect(self)
-        if self.password:
-            if self.username:
-                self.send_command("AUTH", self.username, self.password)
-            else:
-                self.send_command("AUTH", self.password)
-            reply = self.read_response()
-            if reply not in (b"OK", "OK"):
-                raise RedisAuthenticationError(f"{self.redis_url}: Redis answered AUTH with {reply!r}")
-        if self.db:
-            self.send_command("SELECT", self.db)
-            reply = self.read_response()
-            if reply not in (b"OK", "OK"):
-                raise redis.exceptions.ConnectionError(f"{self.redis_url}: Redis answered SELECT with {reply!r}")
-
-    def send_packed_command(self, command: Any) -> None:
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         try:
-            super().send_packed_command(command)
+            super().send_packed_command(command, check_health)
         except redis.exceptions.ConnectionError as error:
             clear = self._said_clearly(error)
             if clear is error:
                 raise
             raise clear from error
 
-    def read_response(self) -> Any:
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            response = super().read_response()
-        except redis.exceptions.ResponseError as error:
+            response = super().read_response(*args, **kwargs)
+        except (redis.exceptions.AuthenticationError, redis.exceptions.ResponseError) as error:
+            # redis-py raises AuthenticationError (a ConnectionError) for WRONGPASS and NOAUTH, and
+            # ResponseError for the rest, NOPERM among them.
             self._answered = True
             if is_auth_refusal(error):
                 raise RedisAuthenticationError(f"{self.redis_url}: {refusal(error)}") from error
@@ -611,7 +613,7 @@ class RedisConnection(Connection):
         """error with the URL in front, and what it likely means when Redis has not answered yet."""
         url = self.redis_url
         if str(error).startswith(str(url)):
-            return error  # Said by _connect or on_connect already.
+            return error  # Said by _connect or read_response already.
         if self._answered or isinstance(error, redis.exceptions.TimeoutError):
             return type(error)(f"{url}: {error}")
         if self.ssl_context is None:
@@ -647,8 +649,6 @@ class SentinelRedisConnection(RedisConnection):
     (runworker, daphne) ride out the rest of a failover.
     """
 
-    description_format = "SentinelRedisConnection<%(redis_url)s>"
-
     def _connect(self) -> socket.socket:
         try:
             self.host, self.port = self.redis_url.discover_master()
@@ -656,9 +656,9 @@ class SentinelRedisConnection(RedisConnection):
             raise SentinelError(f"{self.redis_url}: {error}") from error
         return super()._connect()
 
-    def on_connect(self) -> None:
-        super().on_connect()
-        self.send_command("ROLE")
+    def on_connect_check_health(self, check_health: bool = True) -> None:
+        super().on_connect_check_health(check_health)
+        self.send_command("ROLE", check_health=False)
         try:
             role = self.read_response()
         except redis.exceptions.ResponseError:
@@ -670,9 +670,9 @@ class SentinelRedisConnection(RedisConnection):
                 f"sentinel, is a {name} (failover under way?)"
             )
 
-    def read_response(self) -> Any:
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            return super().read_response()
+            return super().read_response(*args, **kwargs)
         except redis.exceptions.ResponseError as error:
             if not not_master(error):
                 raise
@@ -682,7 +682,7 @@ class SentinelRedisConnection(RedisConnection):
             ) from error
 
 
-class SentinelConnectionPool(redis.ConnectionPool):
+class SentinelConnectionPool(ConnectionPool):
     """A pool of SentinelRedisConnection that asks the sentinels again at most every RECHECK_SECONDS.
 
     After a failover the old master keeps accepting writes until a sentinel turns it into a

@@ -20,8 +20,17 @@ expiry, group expiry, encryption, flush and statistics. It changes:
   error naming the URL, password masked, for a refused password or certificate or an
   unknown host. The layer's str() masks passwords too.
 
+* Every Redis call and every (de)serialization is the layer's own, on current redis-py (through
+  ``channels1_kit.redis_client``'s short command path) and msgpack >= 1.0 with its C extension:
+  asgi_redis 1.4.3 calls redis-py 2.10.6's zadd() and msgpack 0.5's ``encoding=``, which current
+  releases removed. What the layer still inherits from asgi_redis (sharding, the consistent hash,
+  new_channel, group_discard, flush, the statistics' reads) makes calls that redis-py 8 answers
+  as 2.10.6 did.
+
 The storage layout is described in ``fanout_layer.lua``; it differs from asgi_redis's,
-so all processes sharing a prefix must use this layer.
+so all processes sharing a prefix must use this layer. The bytes stored are those of the
+layer on msgpack-python 0.5.6 (``tests/fanout_layer/test_wire.py``): old and new processes can
+share a prefix during a rolling deploy.
 """
 
 import logging
@@ -35,11 +44,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgpack
-import redis
 from asgi_redis import RedisChannelLayer
 from asgi_redis.twisted_utils import defer
 
-from channels1_kit import redis_urls
+from channels1_kit import redis_client, redis_urls
 
 from . import lua
 
@@ -57,6 +65,18 @@ NOTHING: Received = (None, None)
 
 # How many left-out channels one warning names; the count is always complete.
 LOGGED_CHANNELS = 10
+
+
+def pack(message: Any) -> bytes:
+    """A message's bytes in Redis: msgpack with bin for bytes and str for text, as asgi_redis packs."""
+    return msgpack.packb(message, use_bin_type=True)
+
+
+def unpack(body: bytes) -> Any:
+    """The message of pack()'s bytes, as asgi_redis unpacked them on msgpack 0.5 (``encoding="utf8"``):
+    str for text, bytes for bin, and any key a message's dicts had (msgpack 1.0 refuses keys other
+    than str and bytes by default)."""
+    return msgpack.unpackb(body, raw=False, strict_map_key=False)
 
 
 @dataclass(frozen=True)
@@ -79,9 +99,9 @@ class _Wait:
 
 class _Bodies:
     """The bodies of one TAKE reply, each unpacked once for all its recipients in the batch
-    (one group message for hundreds of sockets of a daphne; msgpack-python 0.5.6 unpacks in
-    pure Python). Each recipient still gets a message of its own to change: a copy, where a
-    shallow copy is a whole one, else the body unpacked again."""
+    (one group message for hundreds of sockets of a daphne). Each recipient still gets a
+    message of its own to change: a copy, where a shallow copy is a whole one, else the body
+    unpacked again."""
 
     def __init__(self, bodies: list[bytes | None]) -> None:
         self._bodies = bodies
@@ -94,8 +114,8 @@ class _Bodies:
             return None
         if index in self._unpacked:
             shared = self._unpacked[index]
-            return dict(shared) if shared is not None else msgpack.unpackb(body, raw=False)
-        message = msgpack.unpackb(body, raw=False)
+            return dict(shared) if shared is not None else unpack(body)
+        message = unpack(body)
         flat = isinstance(message, dict) and all(isinstance(value, _IMMUTABLE) for value in message.values())
         self._unpacked[index] = message if flat else None
         return dict(message) if flat else message
@@ -174,10 +194,9 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
         self._twisted_shards: dict[int, Any] = {}
 
     def _generate_connections(self, hosts: list[str], redis_kwargs: dict) -> list:
-        """asgi_redis's clients, one per host, built from redis_urls for redis:// and rediss://.
-
-        asgi_redis hands each URL to redis-py 2.10.6's from_url, whose rediss:// cannot work on
-        Python 3.12+ and which knows no ACL users; unix:// URLs still go there.
+        """One client per host, built from redis_urls for redis://, rediss:// and redis+sentinel://
+        (asgi_redis would hand each URL to redis-py's from_url); unix:// URLs still go there, on
+        the kit's short command path too.
         """
         self._redis_kwargs = dict(redis_kwargs)
         self._redis_urls: list[redis_urls.RedisURL | None] = []
@@ -186,10 +205,12 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
             if host.startswith(("redis://", "rediss://", "redis+sentinel://", "rediss+sentinel://")):
                 url = redis_urls.parse(host)
                 self._redis_urls.append(url)
-                clients.append(url.redis_client(redis.Redis, **redis_kwargs))
+                clients.append(url.redis_client(**redis_kwargs))
             else:
                 self._redis_urls.append(None)
-                clients.append(redis.Redis.from_url(host, **redis_kwargs))
+                defaults = {"socket_timeout": None, "protocol": 2, "driver_info": None}
+                pool = redis_client.ConnectionPool.from_url(host, **{**defaults, **redis_kwargs})
+                clients.append(redis_client.Redis(connection_pool=pool))
         return clients
 
     def __str__(self) -> str:
@@ -202,6 +223,30 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
         self._send_group_script = connection.register_script(lua.SEND_GROUP)
         self._group_members = connection.register_script(lua.GROUP_MEMBERS)
         self._take = connection.register_script(lua.TAKE)
+
+    # Serialization: asgi_redis's calls msgpack 0.5's unpackb(encoding=), which msgpack 1.0 removed.
+
+    def serialize(self, message: dict) -> bytes:
+        body = pack(message)
+        return self.crypter.encrypt(body) if self.crypter is not None else body
+
+    def deserialize(self, message: bytes) -> dict:
+        if self.crypter is not None:
+            message = self.crypter.decrypt(message, self.expiry + 10)
+        return unpack(message)
+
+    # Groups: asgi_redis's group_add calls redis-py 2.10's zadd(name, **{member: score}).
+
+    def group_add(self, group: str, channel: str) -> None:
+        """Adds channel to group for group_expiry seconds, in one round trip (asgi_redis took two)."""
+        assert self.valid_group_name(group), "Group name not valid"
+        assert self.valid_channel_name(channel), "Channel name not valid"
+        key = self._group_key(group)
+        adding = self.connection(self.consistent_hash(group)).pipeline(transaction=False)
+        adding.zadd(key, {channel: time.time()})
+        # Everything in the group expires before group_expiry: so may the group's key.
+        adding.expire(key, self.group_expiry)
+        adding.execute()
 
     def get_capacity(self, channel: str) -> int:
         for pattern, capacity in self.channel_capacity:

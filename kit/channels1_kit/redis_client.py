@@ -1,0 +1,97 @@
+"""redis-py's client and pool with the per-command path of redis-py 2.10.6: what the kit's Redis calls go through.
+
+redis-py 8 spends about three times the CPU of 2.10.6 on each command outside the socket calls
+(docs/adopting.md, piece 2, has the figures): its pool polls the socket of every connection it hands
+out, and each command passes through a retry policy with backoff, an event dispatcher and
+observability hooks that record nothing unless configured. The fan-out layer sends every
+WebSocket frame and every reply through Redis, so that is CPU per echo and per delivery.
+
+Here a command is what it was in 2.10.6: take a connection from the pool, send, read the reply
+with redis-py's own parser (hiredis when installed) and response callbacks, put it back; on a
+ConnectionError, once more on a new connection (the Sentinel pools rely on that retry to ask the
+sentinels again). Everything else is redis-py's: connecting, TLS, AUTH, SELECT, the parsers,
+pipelines, scripts, every command's arguments and replies.
+
+What the pool no longer does, the kit does where it matters: a connection is disconnected
+whenever a command on it is interrupted between sending and reading (so no reply is left unread
+on a connection back in the pool, which redis-py's poll would otherwise have found).
+"""
+
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError, RedisError, TimeoutError
+from redis.retry import Retry
+
+
+def retry_once() -> Retry:
+    """The connections' retry policy: once more on a ConnectionError, at once, as redis-py 2.10.6 did.
+
+    Used by what still goes through redis-py's own code (pipelines, connect()); Redis.execute_command
+    below retries the same way itself.
+    """
+    return Retry(NoBackoff(), 1, supported_errors=(ConnectionError,))
+
+
+class ConnectionPool(redis.ConnectionPool):
+    """redis-py's pool, handing out and taking back connections as 2.10.6's did: under the lock, nothing more.
+
+    Connections connect on their first command (redis-py's send_packed_command does it); a broken
+    one is disconnected by whoever broke it, and connects again on its next command.
+    """
+
+    def get_connection(self, command_name: Any = None, *keys: Any, **options: Any):
+        self._checkpid()
+        with self._lock:
+            try:
+                connection = self._available_connections.pop()
+            except IndexError:
+                connection = self.make_connection()
+            self._in_use_connections.add(connection)
+        return connection
+
+    def release(self, connection) -> None:
+        self._checkpid()
+        with self._lock:
+            try:
+                self._in_use_connections.remove(connection)
+            except KeyError:
+                return  # Not one of this pool's (a pool reset after a fork).
+            self._available_connections.append(connection)
+
+    def __repr__(self) -> str:
+        # redis-py's shows every connection keyword argument, the password among them.
+        url = self.connection_kwargs.get("redis_url")
+        shown = url.masked if url is not None else "{}:{}".format(
+            self.connection_kwargs.get("host"), self.connection_kwargs.get("port")
+        )
+        return f"<{type(self).__name__}({shown})>"
+
+
+class Redis(redis.Redis):
+    """redis.Redis whose commands take the short path (see the module's first lines)."""
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        if self.connection is not None:
+            return super().execute_command(*args, **options)  # A single-connection client: redis-py's path.
+        pool = self.connection_pool
+        command_name = args[0]
+        connection = pool.get_connection()
+        try:
+            try:
+                connection.send_command(*args, check_health=False)
+                return self.parse_response(connection, command_name, **options)
+            except (ConnectionError, TimeoutError) as error:
+                connection.disconnect()
+                if isinstance(error, TimeoutError) and not connection.retry_on_timeout:
+                    raise
+                connection.send_command(*args, check_health=False)
+                return self.parse_response(connection, command_name, **options)
+        except BaseException as error:
+            if not isinstance(error, RedisError):
+                # Interrupted between sending and reading: the reply would be the next command's.
+                connection.disconnect()
+            raise
+        finally:
+            pool.release(connection)
