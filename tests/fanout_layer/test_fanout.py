@@ -6,7 +6,7 @@ import math
 import pytest
 from asgi_redis import RedisChannelLayer
 
-from tests.fanout_layer.support import command_calls, drain, raw_client, round_trips, unique_prefixes
+from tests.fanout_layer.support import command_calls, drain, raw_client, round_trips, stock_asgi_redis, unique_prefixes
 
 DAPHNE = "daphne.response.AbCdEfGh!"
 
@@ -31,6 +31,7 @@ def test_every_socket_sharing_a_reply_channel_gets_the_group_message(make_layer,
     assert layer.channel_full_count == 0
 
 
+@stock_asgi_redis
 def test_stock_asgi_redis_drops_the_same_fan_out_silently(make_layer, redis_one):
     """What the layer fixes: asgi_redis's default capacity covers the whole daphne."""
     stock = RedisChannelLayer(hosts=[redis_one.url], **unique_prefixes())
@@ -149,6 +150,7 @@ def test_group_send_is_one_round_trip_and_one_push_per_list_on_one_redis(own_red
     assert "set" not in calls
 
 
+@stock_asgi_redis
 def test_stock_asgi_redis_group_send_costs_round_trips_per_member(own_redis):
     """What the layer fixes: a round trip (two, with statistics) for every member."""
     stock = RedisChannelLayer(hosts=[own_redis.url], **unique_prefixes())

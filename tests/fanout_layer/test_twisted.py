@@ -9,7 +9,7 @@ import pytest
 from asgi_redis import RedisChannelLayer
 
 from fanout_layer import FanoutRedisChannelLayer
-from tests.fanout_layer.support import command_calls, raw_client, unique_prefixes
+from tests.fanout_layer.support import command_calls, raw_client, stock_asgi_redis, unique_prefixes
 
 DAPHNE = "daphne.response.TwIsTeD!"
 
@@ -84,6 +84,7 @@ def test_receive_twisted_reconnects_when_its_connection_drops(own_redis, make_la
     assert connections_made(client) - before == 2
 
 
+@stock_asgi_redis
 def test_stock_asgi_redis_connects_again_for_every_message(own_redis, reactor):
     """What the layer fixes: asgi_redis opens (and closes) a connection pool per message."""
     stock = RedisChannelLayer(hosts=[own_redis.url], **unique_prefixes())
