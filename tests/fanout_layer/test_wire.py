@@ -79,7 +79,8 @@ BODIES_BY_0_5_6 = {
     "70617468b32f6c697665626c6f672f782f73747265616d2fa56f7264657200a7686561646572739292c404686f7374c40e313237"
     "2e302e302e313a3830303092c406636f6f6b6965c40d73657373696f6e69643d616263ac71756572795f737472696e67c40873696e"
     "63653d3132a6636c69656e7492a93132372e302e302e31cdc822a673657276657292a93132372e302e302e31cd1f40",
-    "reply": "83a474657874bf78787878787878787878787878787878787878787878787878787878787878a5636c6f7365c2a6616363657074c3",
+    "reply": "83a474657874bf78787878787878787878787878787878787878787878787878787878787878a5636c6f7365c2a661636365"
+    "7074c3",
 }
 
 
@@ -87,7 +88,7 @@ def as_read_by_0_5_6(value):
     """What msgpack-python 0.5.6's unpackb(encoding="utf8") gives back: tuples come back as lists."""
     if isinstance(value, dict):
         return {key: as_read_by_0_5_6(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, list | tuple):
         return [as_read_by_0_5_6(item) for item in value]
     return value
 
