@@ -710,7 +710,7 @@ class SentinelConnectionPool(ConnectionPool):
                     pass  # The connection's own attempt says why.
             return self._master
 
-    def get_connection(self, command_name: str, *keys: Any, **options: Any):
+    def get_connection(self, command_name: Any = None, *keys: Any, **options: Any):
         connection = super().get_connection(command_name, *keys, **options)
         if connection._sock is not None:
             master = self.current_master()
