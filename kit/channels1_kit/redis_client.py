@@ -63,8 +63,10 @@ class ConnectionPool(redis.ConnectionPool):
     def __repr__(self) -> str:
         # redis-py's shows every connection keyword argument, the password among them.
         url = self.connection_kwargs.get("redis_url")
-        shown = url.masked if url is not None else "{}:{}".format(
-            self.connection_kwargs.get("host"), self.connection_kwargs.get("port")
+        shown = (
+            url.masked
+            if url is not None
+            else "{}:{}".format(self.connection_kwargs.get("host"), self.connection_kwargs.get("port"))
         )
         return f"<{type(self).__name__}({shown})>"
 

@@ -96,8 +96,9 @@ class RedisAuthenticationError(redis.exceptions.AuthenticationError):
     """Redis refused the URL's credentials or rights.
 
     A ConnectionError too (as redis-py's AuthenticationError is), so that code which rides out an
-    unreachable Redis (runworker's outage handling, daphne's 503) rides this out as well instead of crashing on it; it lasts
-    until someone fixes the URL or the server's users, and every attempt says so.
+    unreachable Redis (runworker's outage handling, daphne's 503) rides this out as well instead of
+    crashing on it; it lasts until someone fixes the URL or the server's users, and every attempt
+    says so.
     """
 
 

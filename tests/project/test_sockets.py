@@ -109,7 +109,7 @@ class SweepTests(TransactionChannelTestCase):
         return sorted(presence.sockets_in(self.room.group_name))
 
     def _member(self, group: str, channel: str, then: float) -> None:
-        self.layer.connection(0).zadd(self.layer._group_key(group), **{channel: then})
+        self.layer.connection(0).zadd(self.layer._group_key(group), {channel: then})
 
     def members(self, group: str) -> set:
         return set(self.layer.group_channels(group))
