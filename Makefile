@@ -87,7 +87,7 @@ $(DJANGO22_VENV)/.installed: requirements/django22.txt $(KIT_SOURCES)
 		|| { echo "make test-kit-django22 needs Python 3.11 (python3.11 on the PATH, or PYTHON_DJANGO22=)" >&2; exit 1; }
 	$(PYTHON_DJANGO22) -m venv $(DJANGO22_VENV)
 	$(DJANGO22_VENV)/bin/pip install --quiet --upgrade "pip==26.3"
-	$(DJANGO22_VENV)/bin/pip install --quiet -r requirements/django22.txt
+	$(DJANGO22_VENV)/bin/pip install --quiet --no-deps -r requirements/django22.txt
 	$(DJANGO22_VENV)/bin/pip install --quiet --no-deps --editable ./kit
 	@touch $@
 

@@ -14,7 +14,7 @@ from typing import Any, Tuple
 
 import redis
 
-from channels1_kit.redis_urls import is_auth_refusal
+from channels1_kit.redis_urls import is_auth_refusal, redis_said
 
 logger = logging.getLogger("django.channels")
 
@@ -75,7 +75,10 @@ class OutageTolerantLayer:
             if self.failures == 1:
                 self.outages += 1
                 logger.warning(
-                    "Redis unreachable (%s): waiting for it, retrying every %.1f-%.0f s", error, pause, LONGEST_PAUSE
+                    "Redis unreachable (%s): waiting for it, retrying every %.1f-%.0f s",
+                    redis_said(error),
+                    pause,
+                    LONGEST_PAUSE,
                 )
             self._sleep(pause)
             return None, None

@@ -77,17 +77,28 @@ AUTH_REFUSALS = (
 )
 
 
+def redis_said(error: Any) -> str:
+    """What Redis answered, from an error redis-py raised (or a message): redis-py 3+ cuts the
+    error's code (WRONGPASS, NOPERM, READONLY) off the message, and keeps it beside."""
+    message = str(error)
+    code = getattr(error, "status_code", None)
+    if code and not message.startswith(code):
+        return f"{code} {message}"
+    return message
+
+
 def is_auth_refusal(error: Any) -> bool:
     """Whether an error (or its message) is Redis refusing the credentials or rights of the URL."""
     if isinstance(error, redis.exceptions.AuthenticationError):
         return True
-    message = str(error)
+    message = redis_said(error)
     return any(refusal in message for refusal in AUTH_REFUSALS)
 
 
 def refusal(reply: Any) -> str:
     """How to say what Redis answered (reply: its error or message) when it refused the URL."""
-    if "NOPERM" in str(reply):
+    reply = redis_said(reply)
+    if "NOPERM" in reply:
         return f"the Redis user lacks a right the channel layer needs: {reply}"
     return f"Redis refused the credentials: {reply}"
 
@@ -638,7 +649,7 @@ NOT_MASTER = re.compile(r"\bREADONLY\b|\bUNBLOCKED\b|\bMASTERDOWN\b")
 
 def not_master(error: Any) -> bool:
     """Whether Redis answered as a replica would: the master moved, ask the sentinels again."""
-    return bool(NOT_MASTER.search(str(error)))
+    return bool(NOT_MASTER.search(redis_said(error)))
 
 
 class SentinelRedisConnection(RedisConnection):

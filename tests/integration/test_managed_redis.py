@@ -338,8 +338,8 @@ def test_refused_credentials_are_waited_out_by_the_worker_and_answered_503_by_da
     if backend == "fanout_layer":
         layer = FanoutRedisChannelLayer(hosts=[url], **unique_prefixes())
     else:
-        # redis-py 2.10.6's own connection sends AUTH without the user: Redis answers a plain
-        # ResponseError (WRONGPASS), which is what a site still on the stock layer gets.
+        # redis-py's own connection (asgi_redis's from_url): Redis answers WRONGPASS, which redis-py
+        # raises as its AuthenticationError with the code cut off; the log says what Redis said.
         layer = RedisChannelLayer(hosts=[url], **unique_prefixes())
     pauses = []
     worker_layer = OutageTolerantLayer(layer, sleep=pauses.append)
