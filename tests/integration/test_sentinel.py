@@ -58,7 +58,8 @@ class SentinelGroup:
         return f"redis+sentinel://{hosts}/{SERVICE}/0"
 
     def sentinel(self, n: int = 0) -> redis.Redis:
-        return redis.Redis(port=self.sentinels[n].port, socket_timeout=5)
+        # RESP2: the sentinels' replies as lists of field, value (redis-py 8 speaks RESP3 by default).
+        return redis.Redis(port=self.sentinels[n].port, socket_timeout=5, protocol=2)
 
     def master_port(self) -> int:
         return int(self.sentinel().execute_command("SENTINEL", "get-master-addr-by-name", SERVICE)[1])
