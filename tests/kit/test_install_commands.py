@@ -24,7 +24,7 @@ DOCUMENTED = {
     "pip install --no-deps -r requirements.txt": "the Makefile, and the fresh install below",
     "pip install --no-deps --editable ./kit": "the Makefile",
     "pip install -r requirements/dev.txt": "the Makefile",
-    "pip install -r requirements/django22.txt": "the Makefile",
+    "pip install --no-deps -r requirements/django22.txt": "the Makefile",
     "pip wheel --no-deps -w wheels kit/": "tests/kit/test_wheel_site.py",
     "pip install --no-deps wheels/channels1_kit-*.whl": "tests/kit/test_wheel_site.py",
 }
