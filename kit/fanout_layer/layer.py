@@ -278,10 +278,11 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
         cutoff = int(time.time()) - self.group_expiry
         if self.ring_size == 1 and not self.channel_capacity:
             message_id = uuid.uuid4().hex
-            reply = self._send_group_script(
-                keys=[self.prefix + message_id, self._group_key(group)],
-                args=[*self._push_header(message_id, body), cutoff, self.capacity, self.process_local_capacity],
-                client=self.connection(0),
+            reply = redis_client.script(
+                self.connection(0),
+                self._send_group_script,
+                [self.prefix + message_id, self._group_key(group)],
+                [*self._push_header(message_id, body), cutoff, self.capacity, self.process_local_capacity],
             )
             left_out = [channel.decode("utf8") for channel in reply[1:]]
         else:
@@ -304,7 +305,7 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
 
     def _members(self, group: str, cutoff: int) -> list[str]:
         connection = self.connection(self.consistent_hash(group))
-        members = self._group_members(keys=[self._group_key(group)], args=[cutoff], client=connection)
+        members = redis_client.script(connection, self._group_members, [self._group_key(group)], [cutoff])
         return [member.decode("utf8") for member in members]
 
     def _plan(self, channels: Iterable[str]) -> dict[int, dict[str, list[str]]]:
@@ -325,7 +326,7 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
         args = self._push_header(message_id, body)
         for name, local_parts in lists.items():
             args += [name, self.get_capacity(name), len(local_parts), *local_parts]
-        reply = self._deliver(keys=[self.prefix + message_id], args=args, client=self.connection(index))
+        reply = redis_client.script(self.connection(index), self._deliver, [self.prefix + message_id], args)
         return [channel.decode("utf8") for channel in reply[1:]]
 
     def _push_header(self, message_id: str, body: bytes) -> list[Any]:
@@ -370,9 +371,9 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
                 call = plan.send(reply)
                 connection = self.connection(call.index)
                 if isinstance(call, _Take):
-                    reply = self._take(keys=call.keys, args=call.args, client=connection)
+                    reply = redis_client.script(connection, self._take, call.keys, call.args)
                 else:
-                    reply = connection.blpop(call.keys, timeout=call.timeout)
+                    reply = redis_client.command(connection, "BLPOP", *call.keys, call.timeout)
         except StopIteration as done:
             return done.value
 
