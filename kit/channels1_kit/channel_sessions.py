@@ -34,6 +34,7 @@ from typing import Any, Dict, Iterable, Optional, Tuple
 from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 
+from channels1_kit import redis_client
 from channels1_kit.conf import channel_layer, setting
 
 logger = logging.getLogger(__name__)
@@ -90,7 +91,9 @@ class SessionStore(SessionBase):
             # SET NX for a new session, so that two workers creating the same one cannot both
             # succeed (channels then retries the message: ConsumeLater); SET XX for an
             # existing one, so that a session deleted meanwhile is not brought back.
-            written = redis.set(key, data, ex=seconds, nx=must_create, xx=not must_create)
+            # redis_client.command: a frame's session read and write are on the worker's hot path.
+            reply = redis_client.command(redis, "SET", key, data, "EX", seconds, "NX" if must_create else "XX")
+            written = reply is not None
         else:
             with _in_process_lock:
                 current = _in_process.get(key)
@@ -108,7 +111,7 @@ class SessionStore(SessionBase):
             session_key = self.session_key
         redis, key = self._where(session_key)
         if redis is not None:
-            redis.delete(key)
+            redis_client.command(redis, "DEL", key)
         else:
             with _in_process_lock:
                 _in_process.pop(key, None)
@@ -116,7 +119,7 @@ class SessionStore(SessionBase):
     def _read(self, session_key: str) -> Optional[str]:
         redis, key = self._where(session_key)
         if redis is not None:
-            raw = redis.get(key)
+            raw = redis_client.command(redis, "GET", key)
             return raw.decode("utf8") if raw is not None else None
         with _in_process_lock:
             current = _in_process.get(key)
