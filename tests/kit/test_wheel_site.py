@@ -57,7 +57,7 @@ def runtime_requirements(tmp: Path) -> list[list[str]]:
     if django.VERSION >= (3, 0):
         lines = (REPO / "requirements.txt").read_text().splitlines()
         path.write_text("\n".join(line for line in lines if line.strip() != "./kit") + "\n")
-        # Complete and resolved, and holding the chosen asgiref conflict: installed as requirements.txt says.
+        # Complete and resolved, and holding the chosen conflicts: installed as requirements.txt says.
         installs = [["--no-deps", "-r", str(path)]]
         if pinned_django(path) != django.__version__:
             overlay = DJANGO_OVERLAYS[django.VERSION[:2]]
