@@ -607,7 +607,9 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
             statistics[self.STAT_MESSAGES_PENDING] += pending
             if oldest:
                 ttl = connection.ttl(self.prefix + oldest.decode("utf8").partition("|")[0])
-                if ttl is not None:
+                # redis-py 3+ answers -2 for a key gone (expired meanwhile) and -1 for one without
+                # expiry, where 2.10.6 answered None.
+                if ttl is not None and ttl >= 0:
                     age = self.expiry - ttl
                     statistics[self.STAT_MESSAGES_MAX_AGE] = max(statistics[self.STAT_MESSAGES_MAX_AGE], age)
         return statistics

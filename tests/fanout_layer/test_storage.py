@@ -154,6 +154,19 @@ def test_channel_statistics_report_pending_messages_and_their_age(make_layer):
     assert statistics["channel_full_count"] == 0
 
 
+def test_a_pending_message_whose_body_expired_has_no_age(make_layer, redis_one):
+    """The oldest entry's body gone (expired before its entry was taken) is no message waiting
+    for ever: redis-py 3+ answers TTL -2 there, which once read as an age of expiry + 2 s and
+    made enforce_ordering close every socket that parked a frame ("parked for 62 s")."""
+    layer = make_layer(expiry=60)
+    layer.send(DAPHNE + "a", {"value": 1})
+    client = raw_client(redis_one)
+    (entry,) = client.lrange(layer.prefix + DAPHNE, 0, -1)
+    client.delete(layer.prefix + entry.decode("utf8").partition("|")[0])
+
+    assert layer.channel_statistics(DAPHNE)["messages_max_age"] == 0
+
+
 def test_the_sites_channel_layer_config_builds_this_layer(redis_one):
     """CHANNEL_LAYERS["default"]["CONFIG"] holds only keys this layer takes."""
     config = {**settings.CHANNEL_LAYERS["default"]["CONFIG"], "hosts": [redis_one.url], **unique_prefixes()}
