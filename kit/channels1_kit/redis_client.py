@@ -1,8 +1,8 @@
 """redis-py's client and pool with the per-command path of redis-py 2.10.6: what the kit's Redis calls go through.
 
-redis-py 8's own client spends about twice the CPU of 2.10.6 on a GET (27-32 µs against 15-17,
-measured with the CHANGELOG's issue 20 entry): its pool polls the socket of every connection it
-hands out, and each command passes through a retry policy with backoff, an event dispatcher and
+redis-py 8's own client spends about twice the CPU of 2.10.6 on a GET (27-32 µs against 15-17 in
+``python -m bench.redis_commands``): its pool polls the socket of every connection it hands out,
+and each command passes through a retry policy with backoff, an event dispatcher and
 observability hooks that record nothing unless configured. The fan-out layer sends every
 WebSocket frame and every reply through Redis, so that is CPU per echo and per delivery.
 
@@ -12,7 +12,8 @@ ConnectionError, once more on a new connection (the Sentinel pools rely on that 
 sentinels again). Everything else is redis-py's: connecting, TLS, AUTH, SELECT, the parsers,
 pipelines, scripts, every command's arguments and replies.
 
-The fan-out layer's own calls (its scripts and BLPOP, several per WebSocket frame) go one step
+The fan-out layer's own calls (its scripts and BLPOP, several per WebSocket frame) and a frame's
+channel session go one step
 further with ``command()`` and ``script()``: the arguments are packed by hiredis in one call
 (redis-py's packer encodes each argument in Python first: 21 µs for a DELIVER's sixteen, 2 µs
 here) and the reply is returned as Redis sent it, without redis-py's response callbacks.
