@@ -54,7 +54,11 @@ local function push(name, capacity, local_parts)
         redis.call('RPUSH', key, unpack(entries))
     end
     if accepted > 0 then
-        redis.call('EXPIRE', key, expiry + 1)
+        -- Never shortened: a message of shorter expiry (send_with_expiry) must not take the
+        -- list, and the longer-lived entries before it, with it.
+        if redis.call('TTL', key) < expiry + 1 then
+            redis.call('EXPIRE', key, expiry + 1)
+        end
         count(name, 'messages_count', accepted)
         pushed = pushed + accepted
     end

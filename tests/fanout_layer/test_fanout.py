@@ -2,6 +2,7 @@
 
 import logging
 import math
+import threading
 
 import pytest
 from asgi_redis import RedisChannelLayer
@@ -254,3 +255,32 @@ def test_a_group_message_is_stored_once_and_deleted_by_its_last_reader(make_laye
     assert len(drain(layer, [DAPHNE])) == 300
     assert not client.exists(body_key)
     assert client.keys(layer.prefix + "*") == [layer._group_key("room")]
+
+
+@pytest.mark.parametrize("answer", [{"accept": True}, {"accept": False}])
+def test_a_handshake_answer_overtakes_the_daphnes_fan_out_backlog(make_layer, answer):
+    """Thousands of a fan-out's entries wait on a busy daphne's reply channel: a worker's answer to a
+    new socket's handshake is handed out before them (daphne refuses a handshake after 5 s), while
+    anything else for a socket keeps its place behind what was sent before it."""
+    layer = make_layer(receive_batch_size=10)
+    sockets = join_daphne(layer, "liveblog-1", 300)
+    layer.send_group("liveblog-1", {"text": "post"})
+    layer.send(DAPHNE + "old", {"text": "a reply"})
+    layer.send(DAPHNE + "new", answer)
+
+    received = drain(layer, [DAPHNE])
+
+    assert received[0] == (DAPHNE + "new", answer)
+    assert received[-1] == (DAPHNE + "old", {"text": "a reply"})
+    assert sorted(channel for channel, _ in received[1:-1]) == sorted(sockets)
+
+
+def test_a_waiting_daphne_wakes_for_a_handshake_answer(make_layer):
+    """The answer comes while the receive waits in BLPOP (else it would return nothing after the wait)."""
+    layer = make_layer()
+    sender = threading.Timer(0.5, lambda: layer.send(DAPHNE + "new", {"accept": True}))
+    sender.start()
+    try:
+        assert layer.receive([DAPHNE], block=True) == (DAPHNE + "new", {"accept": True})
+    finally:
+        sender.join()
