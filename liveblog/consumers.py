@@ -36,7 +36,7 @@ def _since(message) -> int:
 # that missed nothing is one query and two Redis calls (the group, the accept).
 @allowed_hosts_only
 def stream_connect(message, slug: str) -> None:
-    liveblog = selectors.liveblog_get(slug=slug)
+    liveblog = selectors.liveblog_head(slug=slug)
     if liveblog is None:
         accept(message.reply_channel)
         error = ClientError("liveblog-not-found", f"No liveblog is called {slug!r}.")
