@@ -145,8 +145,9 @@ class _Waiting:
 # an answer behind them waited out daphne's 5 s connect timeout (or found the list full) during a
 # reconnect storm, and the page was refused after a worker had done the work. Nothing can be
 # reordered by it: nothing reaches a socket before its handshake is answered. "^" is not allowed
-# in channel names.
-HANDSHAKE_LANE = "^handshake"
+# in channel names. The lane is used only while its daphne reads it (lua.py), so daphnes and
+# workers of this release and older ones can share a prefix during a rolling deploy.
+HANDSHAKE_LANE = lua.LANE_SUFFIX
 HANDSHAKE_ANSWERS = ({"accept": True}, {"accept": False})
 
 
