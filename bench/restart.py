@@ -40,6 +40,10 @@ FIRST_DELAY_S = (1.5, 3.0)
 BACKOFF = 1.3
 MAX_DELAY_S = 10.0
 TAG = b"restart"
+# How long a chat member waits for its join reply before it gives the socket up, and how long a
+# liveblog page watches a new socket for a busy or restarting answer.
+JOIN_WAIT_S = 30.0
+QUIET_WAIT_S = 3.0
 
 
 @dataclass
@@ -57,7 +61,8 @@ class Page:
     refused: int = 0
     busy: int = 0
     back: asyncio.Event = field(default_factory=asyncio.Event)
-    # Whether the stream of the page's socket has sent a change or its catch-up's seq yet.
+    # Whether the stream of the page's socket has sent a change or its catch-up's seq yet (ends
+    # the watch for a busy answer early).
     spoke: asyncio.Future | None = None
 
 
@@ -147,21 +152,27 @@ class RollingRestart:
                     socket.send_json({"command": "join", "room": page.room, "since": page.cursor})
                     await asyncio.wait(
                         [asyncio.shield(socket.joined), asyncio.shield(socket.closed)],
-                        timeout=15,
+                        timeout=JOIN_WAIT_S,
                         return_when=asyncio.FIRST_COMPLETED,
                     )
-                    return time.monotonic() if socket.joined.done() and socket.open else None
-            # Back from its handshake on, once the stream has spoken (its catch-up, or the next
-            # post); a busy or restarting answer (retry_after, then a close) comes first instead.
-            # (Before the first post a page at the liveblog's start hears nothing: on the first
-            # open a page that is still open a second after its handshake counts as open.)
+                    if socket.joined.done() and socket.open:
+                        return time.monotonic()
+                    # Never two sockets for one page: one that got no join reply is given up.
+                    await socket.close(timeout=1.0)
+                    return None
+            # A busy or restarting answer is a frame with retry_after and a close right after the
+            # handshake; a page that got neither is back from its handshake on, whether its stream
+            # has spoken yet (its catch-up, a post) or not.
             await asyncio.wait(
                 [asyncio.shield(page.spoke), asyncio.shield(socket.closed)],
-                timeout=1 if first else 15,
+                timeout=1 if first else QUIET_WAIT_S,
                 return_when=asyncio.FIRST_COMPLETED,
             )
-            spoke = page.spoke.done() or (first and socket.open)
-            return opened_at if spoke and page.retry_after is None else None
+            if socket.open and page.retry_after is None:
+                return opened_at
+            if socket.open:
+                await socket.close(timeout=1.0)
+            return None
         page.refused += 1
         return None
 
