@@ -896,7 +896,7 @@ def markdown(results: dict, images: dict[str, str | None], folder_name: str) -> 
     out += ["", "## What runs", ""]
     out += [
         "* **The site, project layer**: `CHANNEL_LAYER_BACKEND=fanout_layer.FanoutRedisChannelLayer` with the "
-        "settings' defaults (capacity 1,000, `process_local_capacity` 10,000, `receive_batch_size` 100, expiry 60 s).",
+        "settings' defaults (capacity 1,000, `process_local_capacity` 100,000, `receive_batch_size` 100, expiry 60 s).",
         "* **The site, stock layer**: `CHANNEL_LAYER_BACKEND=asgi_redis.RedisChannelLayer` with "
         "`CHANNEL_LAYER_CAPACITY=100`, asgi_redis's own default (`project/settings/base.py` would give it 1,000); "
         "expiry 60 s and group expiry 86,400 s are asgi_redis's defaults too.",

@@ -16,6 +16,7 @@ while it was around, live or by catch-up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import signal
@@ -39,9 +40,10 @@ FIRST_DELAY_S = (1.5, 3.0)
 BACKOFF = 1.3
 MAX_DELAY_S = 10.0
 TAG = b"restart"
-# A liveblog page is back once its socket is still open this long after the handshake (a busy
-# answer closes it at once).
-BACK_AFTER_S = 0.3
+# How long a chat member waits for its join reply before it gives the socket up, and how long a
+# liveblog page watches a new socket for a busy or restarting answer.
+JOIN_WAIT_S = 30.0
+QUIET_WAIT_S = 3.0
 
 
 @dataclass
@@ -59,6 +61,9 @@ class Page:
     refused: int = 0
     busy: int = 0
     back: asyncio.Event = field(default_factory=asyncio.Event)
+    # Whether the stream of the page's socket has sent a change or its catch-up's seq yet (ends
+    # the watch for a busy answer early).
+    spoke: asyncio.Future | None = None
 
 
 class RollingRestart:
@@ -94,6 +99,8 @@ class RollingRestart:
                 if not socket.joined.done():
                     socket.joined.set_result(at)
                 return
+            if page.kind == "liveblog" and "seq" in frame and page.spoke and not page.spoke.done():
+                page.spoke.set_result(at)
             if page.kind == "liveblog" and "seq" in frame:
                 page.cursor = max(page.cursor, frame["seq"])
                 body = (frame.get("post") or {}).get("body", "")
@@ -116,39 +123,55 @@ class RollingRestart:
             return self.target.liveblog_url(daphne).split("?")[0] + f"?since={page.cursor}"
         return self.target.chat_url(daphne)
 
-    async def _open(self, page: Page) -> float | None:
+    async def _open(self, page: Page, gate: asyncio.Semaphore | None = None, *, first: bool = False) -> float | None:
         """One attempt through any listening daphne (its home first): when it was back, or None.
 
         A handshake daphne answers itself (server-busy, 4013; told to come back) is no return: a
-        liveblog page counts as back if its socket is still open a moment after the handshake, a
-        chat member once its join reply has come."""
+        liveblog page counts as back from its handshake once its stream has sent a change or its
+        catch-up, a chat member once its join reply has come. `gate` bounds the handshakes (and joins) in
+        flight; a liveblog page's moment of waiting is outside it, or it would bound the rate."""
+        gate = gate or contextlib.nullcontext()
         order = [page.home] + [index for index in range(self.target.daphne_count) if index != page.home]
         for daphne in order:
             if not self.live[daphne]:
                 continue
-            try:
-                socket = await connect(
-                    self._url(page, daphne), cookie=page.cookie, on_text=self._on_text(page), timeout=10
-                )
-            except ConnectionRefusedError:
-                continue  # not listening (draining, or restarting): the next daphne, as a load balancer
-            except Exception:
-                page.refused += 1
-                return None
-            opened_at = time.monotonic()
-            page.socket = socket
-            if page.kind == "chat":
-                socket.send_json({"command": "join", "room": page.room, "since": page.cursor})
-                await asyncio.wait(
-                    [asyncio.shield(socket.joined), asyncio.shield(socket.closed)],
-                    timeout=15,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                return time.monotonic() if socket.joined.done() and socket.open else None
-            try:
-                await asyncio.wait_for(asyncio.shield(socket.closed), BACK_AFTER_S)
-            except TimeoutError:
+            async with gate:
+                page.spoke = asyncio.get_running_loop().create_future()
+                try:
+                    socket = await connect(
+                        self._url(page, daphne), cookie=page.cookie, on_text=self._on_text(page), timeout=10
+                    )
+                except ConnectionRefusedError:
+                    continue  # not listening (draining, or restarting): the next daphne, as a load balancer
+                except Exception:
+                    page.refused += 1
+                    return None
+                opened_at = time.monotonic()
+                page.socket = socket
+                if page.kind == "chat":
+                    socket.send_json({"command": "join", "room": page.room, "since": page.cursor})
+                    await asyncio.wait(
+                        [asyncio.shield(socket.joined), asyncio.shield(socket.closed)],
+                        timeout=JOIN_WAIT_S,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                    if socket.joined.done() and socket.open:
+                        return time.monotonic()
+                    # Never two sockets for one page: one that got no join reply is given up.
+                    await socket.close(timeout=1.0)
+                    return None
+            # A busy or restarting answer is a frame with retry_after and a close right after the
+            # handshake; a page that got neither is back from its handshake on, whether its stream
+            # has spoken yet (its catch-up, a post) or not.
+            await asyncio.wait(
+                [asyncio.shield(page.spoke), asyncio.shield(socket.closed)],
+                timeout=1 if first else QUIET_WAIT_S,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if socket.open and page.retry_after is None:
                 return opened_at
+            if socket.open:
+                await socket.close(timeout=1.0)
             return None
         page.refused += 1
         return None
@@ -193,8 +216,7 @@ class RollingRestart:
         gate = asyncio.Semaphore(config.connect_concurrency)
 
         async def first_open(page: Page) -> bool:
-            async with gate:
-                return await self._open(page) is not None
+            return await self._open(page, gate, first=True) is not None
 
         results = await asyncio.gather(*(first_open(page) for page in self.pages))
         open_seconds = time.monotonic() - opened_at

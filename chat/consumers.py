@@ -68,8 +68,10 @@ def join(message, payload: dict) -> None:
     changes = _within_limit(message, "changes", limit=conf.RATE_LIMIT_JOINS, what="joins and leaves")
     joined = services.room_join(room=room, user=message.user, reply_channel=message.reply_channel.name)
     _count(message, "changes", changes)
-    rooms = _session_rooms(message)
-    _set_session_rooms(message, rooms if room.pk in rooms else rooms + [room.pk])
+    others = [pk for pk in _session_rooms(message) if pk != room.pk]
+    # The room was just read; only the socket's other rooms need checking for a delete (none, for
+    # a page's first join: a crowd's joins skip the query).
+    message.channel_session["rooms"] = (selectors.rooms_existing(pks=others) if others else []) + [room.pk]
     if since is None:
         missed = selectors.message_history(room=room)
     else:

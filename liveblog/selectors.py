@@ -1,12 +1,32 @@
 from itertools import chain
 from typing import List, Optional
 
+from django.db import connection
+
 from . import frames
 from .models import Liveblog, Post
 
 
 def liveblog_get(*, slug: str) -> Optional[Liveblog]:
     return Liveblog.objects.filter(slug=slug).first()
+
+
+def liveblog_head(*, slug: str) -> Optional[Liveblog]:
+    """The liveblog called `slug` with only its primary key and seq loaded (enough for its group
+    and a catch-up), or None.
+
+    A stream's connect reads this on every reconnect; the ORM's building of the query was a third
+    of a worker's time for a page that had missed nothing, so it is one plain statement."""
+    meta = Liveblog._meta
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {quote(meta.pk.column)}, {quote(meta.get_field('seq').column)} "
+            f"FROM {quote(meta.db_table)} WHERE {quote(meta.get_field('slug').column)} = %s",
+            [slug],
+        )
+        row = cursor.fetchone()
+    return None if row is None else Liveblog(pk=row[0], seq=row[1], slug=slug)
 
 
 def liveblog_group_name(*, slug: str) -> Optional[str]:

@@ -22,13 +22,15 @@ handshake 503, which a browser's WebSocket cannot read: the page retries on its 
 into the same backlog. Instead the layer accepts the handshake itself, sends
 `{"error": "server-busy", "retry_after": N}` and closes with CLOSE_BUSY (4013, after 1013 "try
 again later"): no worker hears of it, and the page comes back after N seconds (drawn from
-BUSY_RETRY_AFTER_SECONDS). A Redis that cannot be reached is still answered 503 (with
-Retry-After): the page cannot be told anything better there.
+BUSY_RETRY_AFTER_SECONDS, its upper end stretched up to BUSY_RETRY_AFTER_MAX_SECONDS by how many
+more handshakes want in than the workers answer: HandshakeLoad). A Redis that cannot be
+reached is still answered 503 (with Retry-After): the page cannot be told anything better there.
 """
 
 import math
 import random
-from typing import List, Sequence, Tuple
+from collections import deque
+from typing import Deque, List, Sequence, Tuple
 
 CLOSE_RESTARTING = 4012
 CLOSE_BUSY = 4013
@@ -49,6 +51,41 @@ def slices(sockets: Sequence[str], *, window: float, every: float = SLICE_SECOND
     chunks = [list(sockets[start : start + per_slice]) for start in range(0, len(sockets), per_slice)]
     step = window / max(len(chunks) - 1, 1) if len(chunks) > 1 else 0.0
     return [(round(index * step, 3), chunk) for index, chunk in enumerate(chunks)]
+
+
+# The busy answer's window grows with how far the handshakes wanting in exceed those the workers
+# answer, up to this: pages told 3-10 s while ten times as many want in as get in come back into
+# the same backlog, busy answers crowd out the work, and a restart storm never converges.
+BUSY_RETRY_AFTER_MAX_SECONDS = 60.0
+# Handshakes over this many seconds tell how busy the workers are.
+LOAD_WINDOW_SECONDS = 10.0
+
+
+class HandshakeLoad:
+    """Handshakes wanting in (sent to the workers, or told busy) against those the workers answered,
+    over the last LOAD_WINDOW_SECONDS: how long a busy answer tells a page to stay away."""
+
+    def __init__(self, now):
+        self._now = now
+        self._wanting: Deque[float] = deque()
+        self._answered: Deque[float] = deque()
+
+    def wanted(self) -> None:
+        self._wanting.append(self._now())
+
+    def answered(self) -> None:
+        self._answered.append(self._now())
+
+    def busy_bounds(self) -> Tuple[float, float]:
+        """BUSY_RETRY_AFTER_SECONDS, its upper end stretched by the overload: the returns of the pages
+        told busy spread over a window in which the workers can take them."""
+        cutoff = self._now() - LOAD_WINDOW_SECONDS
+        for times in (self._wanting, self._answered):
+            while times and times[0] < cutoff:
+                times.popleft()
+        low, high = BUSY_RETRY_AFTER_SECONDS
+        overload = len(self._wanting) / max(len(self._answered), 1)
+        return low, min(max(high, high * overload), BUSY_RETRY_AFTER_MAX_SECONDS)
 
 
 def retry_after(bounds: Tuple[float, float]) -> int:

@@ -92,6 +92,7 @@ class InterfaceLayer:
         self._refusal: Optional[str] = None
         now = clock.seconds if clock is not None else time.monotonic
         self._now = now
+        self._load = drain.HandshakeLoad(now)
         self._budget = FrameBudget(now=now)
         # proxy_headers: daphne was started with --proxy-headers, so X-Forwarded-For names the client.
         self._clients = ClientBudgets(
@@ -129,9 +130,7 @@ class InterfaceLayer:
             # The workers are this far behind: a handshake queued now would wait past daphne's
             # connect timeout, and the worker's work for it would be wasted on a page already
             # refused (the congestion collapse of a restart storm). Told when to come back instead.
-            self._answer_handshake(
-                reply_channel, drain.busy_frame(drain.retry_after(drain.BUSY_RETRY_AFTER_SECONDS)), drain.CLOSE_BUSY
-            )
+            self._answer_handshake(reply_channel, drain.busy_frame(self._busy_retry_after()), drain.CLOSE_BUSY)
             return
         if channel == "websocket.connect":
             decision = self._clients.handshake(message)
@@ -154,7 +153,11 @@ class InterfaceLayer:
             if order != message.get("order", 0):
                 message = dict(message, order=order)
         try:
-            self._layer.send(channel, message)
+            if channel == "websocket.connect" and hasattr(self._layer, "send_with_expiry"):
+                # Gone from Redis when daphne stops waiting for it: no worker accepts a refused page.
+                self._layer.send_with_expiry(channel, message, CONNECT_TIMEOUT_SECONDS)
+            else:
+                self._layer.send(channel, message)
         except redis.exceptions.RedisError as error:
             if not redis_trouble(error):
                 raise
@@ -176,7 +179,7 @@ class InterfaceLayer:
             if channel == "websocket.connect":
                 # The workers are behind: a 503 would have the page retry on its own schedule
                 # into the same backlog; it is told when to come back instead, and no worker hears of it.
-                seconds = drain.retry_after(drain.BUSY_RETRY_AFTER_SECONDS)
+                seconds = self._busy_retry_after()
                 logger.debug("websocket.connect is full: %s told to come back in %d s", reply_channel, seconds)
                 self._answer_handshake(reply_channel, drain.busy_frame(seconds), drain.CLOSE_BUSY)
                 return
@@ -190,6 +193,7 @@ class InterfaceLayer:
             self._sockets.add(reply_channel)
             self._clients.opened(reply_channel, decision.identities)
             self._pending[reply_channel] = self._now()
+            self._load.wanted()
 
     def _admit_frame(self, reply_channel: str, order: int) -> Optional[int]:
         """The frame's order as the workers must see it, or None: refused by its socket's budget or its client's."""
@@ -311,6 +315,11 @@ class InterfaceLayer:
             receiving.addCallbacks(self._received, self._receive_failed)
         return waiter
 
+    def _busy_retry_after(self) -> int:
+        """Seconds a handshake told busy stays away: longer the further the workers are behind."""
+        self._load.wanted()
+        return drain.retry_after(self._load.busy_bounds())
+
     def _backlog_full(self) -> bool:
         """Whether this daphne has CHANNELS1_KIT_CONNECT_PENDING_LIMIT handshakes waiting for a worker
         (those older than daphne's connect timeout are no longer waited for: daphne refused them)."""
@@ -327,7 +336,8 @@ class InterfaceLayer:
     def _received(self, result) -> None:
         if result and result[0] is not None:
             # A worker's first reply to a socket (its accept, or a refusal) ends its wait.
-            self._pending.pop(result[0], None)
+            if self._pending.pop(result[0], None) is not None:
+                self._load.answered()
         self._receiving = None
         waiter, self._waiter = self._waiter, None
         if waiter is not None:

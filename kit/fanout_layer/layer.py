@@ -159,6 +159,18 @@ class _Waiting:
             self._by_name.clear()
 
 
+# A worker's answer to a WebSocket handshake (the first message a socket gets) is pushed onto a
+# list of its own beside the daphne's reply channel, and taken before it. A daphne fanning a
+# message out to thousands of its sockets has thousands of entries waiting on its reply channel;
+# an answer behind them waited out daphne's 5 s connect timeout (or found the list full) during a
+# reconnect storm, and the page was refused after a worker had done the work. Nothing can be
+# reordered by it: nothing reaches a socket before its handshake is answered. "^" is not allowed
+# in channel names. The lane is used only while its daphne reads it (lua.py), so daphnes and
+# workers of this release and older ones can share a prefix during a rolling deploy.
+HANDSHAKE_LANE = lua.LANE_SUFFIX
+HANDSHAKE_ANSWERS = ({"accept": True}, {"accept": False})
+
+
 class FanoutRedisChannelLayer(RedisChannelLayer):
     """Redis channel layer for sites that fan messages out to many sockets per daphne.
 
@@ -259,13 +271,25 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
     # Sending
 
     def send(self, channel: str, message: dict) -> None:
+        self.send_with_expiry(channel, message, self.expiry)
+
+    def send_with_expiry(self, channel: str, message: dict, expiry: int) -> None:
+        """send() of a message that expires unread after `expiry` seconds instead of the layer's.
+
+        daphne's hardening sends each websocket.connect this way with its connect timeout: a
+        handshake daphne has stopped waiting for is gone from Redis, and no worker accepts a page
+        that was already refused (under a reconnect storm, that work was most of the workers')."""
         assert isinstance(message, dict), "message is not a dict"
         assert self.valid_channel_name(channel), "Channel name not valid"
         # Reserved by asgi_redis; kept so that messages stay valid for it.
         assert "__asgi_channel__" not in message
+        if not 1 <= expiry <= self.expiry:
+            raise ValueError(f"expiry must be from 1 to the layer's expiry ({self.expiry}) seconds, not {expiry!r}")
         name = self.non_local_name(channel)
         index = self.consistent_hash(name) if self._single_reader(name) else next(self._send_index_generator)
-        left_out = self._deliver_to(index, self.serialize(message), {name: [channel[len(name) :]]})
+        # A handshake's answer goes ahead of the daphne's fan-out backlog (see HANDSHAKE_LANE).
+        lane = name + HANDSHAKE_LANE if "!" in name and message in HANDSHAKE_ANSWERS else name
+        left_out = self._deliver_to(index, self.serialize(message), {lane: [channel[len(name) :]]}, expiry=expiry)
         if left_out:
             self._count_full(left_out)
             logger.warning("Channel %s is full (capacity %d): message not sent", name, self.get_capacity(name))
@@ -320,21 +344,23 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
             plan.setdefault(index, {}).setdefault(name, []).append(channel[len(name) :])
         return plan
 
-    def _deliver_to(self, index: int, body: bytes, lists: dict[str, list[str]]) -> list[str]:
+    def _deliver_to(
+        self, index: int, body: bytes, lists: dict[str, list[str]], *, expiry: int | None = None
+    ) -> list[str]:
         """Sends body to the given lists of one shard; returns the channels left out."""
         message_id = uuid.uuid4().hex
-        args = self._push_header(message_id, body)
+        args = self._push_header(message_id, body, expiry)
         for name, local_parts in lists.items():
             args += [name, self.get_capacity(name), len(local_parts), *local_parts]
         reply = redis_client.script(self.connection(index), self._deliver, [self.prefix + message_id], args)
         return [channel.decode("utf8") for channel in reply[1:]]
 
-    def _push_header(self, message_id: str, body: bytes) -> list[Any]:
+    def _push_header(self, message_id: str, body: bytes, expiry: int | None = None) -> list[Any]:
         """The arguments DELIVER and SEND_GROUP start with; see fanout_layer.lua."""
         return [
             message_id,
             body,
-            self.expiry,
+            self.expiry if expiry is None else expiry,
             self.prefix,
             self.stats_prefix,
             f"{self.stats_prefix}{self.global_stats_key}:",
@@ -506,8 +532,9 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
                 shards.setdefault(index, []).append(self.prefix + channel)
                 single_reader_shards.add(index)
         for keys in shards.values():
-            # No channel of the lot keeps the others waiting.
+            # No channel of the lot keeps the others waiting, but the handshake lanes go first.
             random.shuffle(keys)
+            keys[:0] = [key + HANDSHAKE_LANE for key in keys if key.endswith("!")]
         waiting_shards = [index for index in shards if ordinary or index in single_reader_shards]
         return shards, waiting_shards
 
@@ -525,7 +552,7 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
             list_number, local_part, body_number = items[position : position + 3]
             message = bodies.message(body_number - 1)
             if message is not None:
-                name = keys[list_number - 1][len(self.prefix) :]
+                name = keys[list_number - 1][len(self.prefix) :].removesuffix(HANDSHAKE_LANE)
                 received.append((name, name + local_part.decode("utf8"), message))
         if not received:
             return None

@@ -17,6 +17,15 @@ asgi_redis's own flush script does; like asgi_redis, they do not target Redis Cl
 Needs Redis 4.0 or later (HSET with several fields).
 """
 
+# The handshake lane (fanout_layer.layer.HANDSHAKE_LANE): a daphne that takes from its lane marks
+# it read for READER_SECONDS, longer than its longest wait in BLPOP between takes.
+LANE_SUFFIX = "^handshake"
+READER_SUFFIX = ":reader"
+READER_SECONDS = 60
+_LANE = f"""
+local LANE, READER, READER_SECONDS = '{LANE_SUFFIX}', '{READER_SUFFIX}', {READER_SECONDS}
+"""
+
 # Argument header shared by DELIVER and SEND_GROUP:
 #   ARGV[1] message id, ARGV[2] serialized body, ARGV[3] expiry (seconds),
 #   ARGV[4] key prefix, ARGV[5] statistics prefix, ARGV[6] global statistics key prefix,
@@ -24,7 +33,9 @@ Needs Redis 4.0 or later (HSET with several fields).
 # Both return {number of entries pushed, full channel name of each recipient left out}.
 # The statistics keys and names are those of asgi_redis's statistics extension
 # (STAT_MESSAGES_COUNT, STAT_CHANNEL_FULL), so its global_statistics() keeps counting.
-_PUSH = """
+_PUSH = (
+    _LANE
+    + """
 local message_id, body, expiry = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local prefix, stats_prefix, global_stats = ARGV[4], ARGV[5], ARGV[6]
 local channel_stats_expiry, global_stats_expiry = tonumber(ARGV[7]), tonumber(ARGV[8])
@@ -40,7 +51,12 @@ local function count(name, stat, amount)
 end
 
 -- One entry per local part onto the list of `name`, as many as its capacity leaves room for.
+-- A handshake lane (a name ending in LANE) is used only while its daphne reads it (its reader
+-- mark, which TAKE renews): a daphne of an older release gets the answer on its reply channel.
 local function push(name, capacity, local_parts)
+    if string.sub(name, -#LANE) == LANE and redis.call('EXISTS', prefix .. name .. READER) == 0 then
+        name = string.sub(name, 1, #name - #LANE)
+    end
     local key = prefix .. name
     local room = capacity - redis.call('LLEN', key)
     local accepted = math.max(0, math.min(room, #local_parts))
@@ -54,7 +70,11 @@ local function push(name, capacity, local_parts)
         redis.call('RPUSH', key, unpack(entries))
     end
     if accepted > 0 then
-        redis.call('EXPIRE', key, expiry + 1)
+        -- Never shortened: a message of shorter expiry (send_with_expiry) must not take the
+        -- list, and the longer-lived entries before it, with it.
+        if redis.call('TTL', key) < expiry + 1 then
+            redis.call('EXPIRE', key, expiry + 1)
+        end
         count(name, 'messages_count', accepted)
         pushed = pushed + accepted
     end
@@ -79,6 +99,7 @@ local function finish()
     return result
 end
 """
+)
 
 # Sends one message to recipients the caller has grouped by list.
 # KEYS[1]: body key. ARGV[9...]: for each list, its non-local name, its capacity,
@@ -148,7 +169,9 @@ return redis.call('ZRANGE', KEYS[1], 0, -1)
 # of a list and an entry BLPOP has already taken off it, to be read first.
 # Returns {b, b bodies, then for each message: its list's number, its local part, the
 # number of its body}: a fan-out to many sockets of one daphne sends its body back once.
-TAKE = """
+TAKE = (
+    _LANE
+    + """
 local prefix, limit = ARGV[1], tonumber(ARGV[2])
 local bodies, numbers, items = {}, {}, {}
 local taken = 0
@@ -196,6 +219,9 @@ if pending and take(pending, ARGV[4 + #KEYS]) and ARGV[2 + pending] == '1' then
     return result()
 end
 for list = 1, #KEYS do
+    if string.sub(KEYS[list], -#LANE) == LANE then
+        redis.call('SET', KEYS[list] .. READER, '1', 'EX', READER_SECONDS)
+    end
     local shared = ARGV[2 + list] == '1'
     if not (shared and taken > 0) then
         while taken < limit do
@@ -211,3 +237,4 @@ for list = 1, #KEYS do
 end
 return result()
 """
+)

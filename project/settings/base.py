@@ -171,7 +171,10 @@ if CHANNEL_LAYERS["default"]["BACKEND"] == FANOUT_LAYER:
             # Room in a daphne's shared reply channel: one group message puts an entry
             # there for each of its sockets in the group, so it needs far more than
             # `capacity`. Messages past it are left out and logged, never silently.
-            "process_local_capacity": env_int("CHANNEL_LAYER_PROCESS_LOCAL_CAPACITY", 10000),
+            # 100,000: a daphne left holding 10,000 sockets while the other restarts has a
+            # whole channel's worth behind every post at 10,000 (make bench's rolling restart
+            # lost posts to it); an entry is about 50 bytes of Redis.
+            "process_local_capacity": env_int("CHANNEL_LAYER_PROCESS_LOCAL_CAPACITY", 100000),
             # Messages a daphne takes off its reply channel per round trip to Redis.
             "receive_batch_size": env_int("CHANNEL_LAYER_RECEIVE_BATCH_SIZE", 100),
         }

@@ -1,13 +1,14 @@
 """chat.consumers through the project routing, as daphne and the workers run them."""
 
 import time
+from unittest import mock
 
 from channels.test import TransactionChannelTestCase
 from django.contrib.auth.models import User
 from django.test import override_settings
 
 from channels1_kit import presence
-from chat import conf, services
+from chat import conf, consumers, services
 from chat.models import Message
 from tests.support.channel_tests import IN_MEMORY_LAYERS, StreamClient
 
@@ -217,6 +218,24 @@ class JoinTests(ChatStreamTestCase):
         client.send_json({"command": "join", "room": "staff"})
 
         self.assertEqual(self.reply(client, "join")["join"], "staff")
+
+
+class JoinQueryTests(ChatStreamTestCase):
+    """A crowd's first joins skip the check of the socket's other rooms: there are none."""
+
+    def test_a_first_join_checks_no_other_room_and_a_second_checks_the_first(self):
+        client = self.socket(self.alice)
+        with mock.patch.object(
+            consumers.selectors, "rooms_existing", wraps=consumers.selectors.rooms_existing
+        ) as check:
+            client.send_json({"command": "join", "room": "general"})
+            client.frames()
+            self.assertEqual(check.call_count, 0)
+            client.send_json({"command": "join", "room": "random"})
+            client.frames()
+            self.assertEqual([call.kwargs for call in check.call_args_list], [{"pks": [self.general.pk]}])
+        client.send_json({"command": "send", "room": "general", "message": "still in general"})
+        self.assertIn("still in general", [frame.get("message") for frame in client.frames()])
 
 
 class MessageTests(ChatStreamTestCase):

@@ -12,7 +12,7 @@ import pytest
 import redis
 from redis.connection import Connection
 
-from fanout_layer import FanoutRedisChannelLayer
+from fanout_layer import FanoutRedisChannelLayer, lua
 from tools.processes import RedisServer
 
 # The most any single reactor call in these tests may take; receive_twisted waits up to
@@ -79,6 +79,11 @@ def drain(layer: FanoutRedisChannelLayer, channels: list[str], limit: int = 100_
             return received
         received.append((channel, message))
     raise AssertionError(f"still receiving after {limit} messages")
+
+
+def lane_reader_key(layer, daphne: str) -> bytes:
+    """The mark a daphne's receive keeps that it reads its handshake lane (fanout_layer.lua)."""
+    return f"{layer.prefix}{daphne}{lua.LANE_SUFFIX}{lua.READER_SUFFIX}".encode()
 
 
 # What the layer fixes is shown beside stock asgi_redis where stock asgi_redis can run: on the

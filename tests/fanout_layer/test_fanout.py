@@ -2,11 +2,21 @@
 
 import logging
 import math
+import threading
 
 import pytest
 from asgi_redis import RedisChannelLayer
 
-from tests.fanout_layer.support import command_calls, drain, raw_client, round_trips, stock_asgi_redis, unique_prefixes
+from fanout_layer.layer import HANDSHAKE_LANE
+from tests.fanout_layer.support import (
+    command_calls,
+    drain,
+    lane_reader_key,
+    raw_client,
+    round_trips,
+    stock_asgi_redis,
+    unique_prefixes,
+)
 
 DAPHNE = "daphne.response.AbCdEfGh!"
 
@@ -255,4 +265,52 @@ def test_a_group_message_is_stored_once_and_deleted_by_its_last_reader(make_laye
 
     assert len(drain(layer, [DAPHNE])) == 300
     assert not client.exists(body_key)
-    assert client.keys(layer.prefix + "*") == [layer._group_key("room")]
+    # Besides the group, only the daphne's mark that it reads its handshake lane (it expires).
+    assert sorted(client.keys(layer.prefix + "*")) == [layer._group_key("room"), lane_reader_key(layer, DAPHNE)]
+
+
+@pytest.mark.parametrize("answer", [{"accept": True}, {"accept": False}])
+def test_a_handshake_answer_overtakes_the_daphnes_fan_out_backlog(make_layer, answer):
+    """Thousands of a fan-out's entries wait on a busy daphne's reply channel: a worker's answer to a
+    new socket's handshake is handed out before them (daphne refuses a handshake after 5 s), while
+    anything else for a socket keeps its place behind what was sent before it."""
+    layer = make_layer(receive_batch_size=10)
+    assert layer.receive([DAPHNE]) == (None, None)  # the daphne reads (and so marks) its lane
+    sockets = join_daphne(layer, "liveblog-1", 300)
+    layer.send_group("liveblog-1", {"text": "post"})
+    layer.send(DAPHNE + "old", {"text": "a reply"})
+    layer.send(DAPHNE + "new", answer)
+
+    received = drain(layer, [DAPHNE])
+
+    assert received[0] == (DAPHNE + "new", answer)
+    assert received[-1] == (DAPHNE + "old", {"text": "a reply"})
+    assert sorted(channel for channel, _ in received[1:-1]) == sorted(sockets)
+
+
+def test_a_daphne_that_does_not_read_the_lane_gets_its_answers_in_line(make_layer, redis_one):
+    """A daphne of an older release (it never takes from the lane) during a rolling deploy: the
+    answer is pushed onto its reply channel as before, behind the backlog, never lost on a lane."""
+    layer = make_layer()
+    sockets = join_daphne(layer, "liveblog-1", 30)
+    layer.send_group("liveblog-1", {"text": "post"})
+    layer.send(DAPHNE + "new", {"accept": True})
+
+    received = drain(layer, [DAPHNE])
+
+    assert received[-1] == (DAPHNE + "new", {"accept": True})
+    assert sorted(channel for channel, _ in received[:-1]) == sorted(sockets)
+    client = raw_client(redis_one)
+    assert 0 < client.ttl(layer.prefix + DAPHNE + HANDSHAKE_LANE + ":reader") <= 60  # read from now on
+
+
+def test_a_waiting_daphne_wakes_for_a_handshake_answer(make_layer):
+    """The answer comes while the receive waits in BLPOP (else it would return nothing after the wait)."""
+    layer = make_layer()
+    assert layer.receive([DAPHNE]) == (None, None)
+    sender = threading.Timer(0.5, lambda: layer.send(DAPHNE + "new", {"accept": True}))
+    sender.start()
+    try:
+        assert layer.receive([DAPHNE], block=True) == (DAPHNE + "new", {"accept": True})
+    finally:
+        sender.join()

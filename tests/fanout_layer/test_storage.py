@@ -3,11 +3,13 @@
 import logging
 import time
 
+import pytest
 from django.conf import settings
 
 from fanout_layer import FanoutRedisChannelLayer
 from fanout_layer.layer import _Wait
-from tests.fanout_layer.support import drain, raw_client, unique_prefixes
+from tests.fanout_layer.support import drain, lane_reader_key, raw_client, unique_prefixes
+from tools.waits import wait_until
 
 DAPHNE = "daphne.response.AbCdEfGh!"
 
@@ -27,7 +29,8 @@ def test_unread_messages_expire_after_expiry(make_layer, redis_one):
     time.sleep(2.1)
 
     assert layer.receive(["http.request", DAPHNE]) == (None, None)
-    assert client.keys(layer.prefix + "*") == [layer._group_key("room")]
+    # Besides the group, only the daphne's mark that it reads its handshake lane (it expires).
+    assert sorted(client.keys(layer.prefix + "*")) == [layer._group_key("room"), lane_reader_key(layer, DAPHNE)]
 
 
 def test_a_message_read_in_time_is_not_lost_to_expiry_of_another(make_layer):
@@ -37,6 +40,29 @@ def test_a_message_read_in_time_is_not_lost_to_expiry_of_another(make_layer):
     layer.send("http.request", {"value": "new"})
 
     assert drain(layer, ["http.request"]) == [("http.request", {"value": "new"})]
+
+
+def test_a_message_sent_with_a_shorter_expiry_goes_alone(make_layer, redis_one):
+    """daphne's handshakes expire with its connect timeout; what else the list holds stays."""
+    layer = make_layer(expiry=60)
+    layer.send("websocket.connect", {"value": "kept"})
+    layer.send_with_expiry("websocket.connect", {"value": "refused by now"}, 1)
+    client = raw_client(redis_one)
+    short = [key for key in client.keys(layer.prefix + "*") if client.type(key) == b"hash" and client.ttl(key) <= 1]
+    assert len(short) == 1
+    # The list keeps the longer expiry of the entry before.
+    assert client.ttl(layer.prefix + "websocket.connect") > 50
+
+    wait_until(lambda: not client.exists(short[0]), timeout=5, message="the short-lived body to expire")
+
+    assert drain(layer, ["websocket.connect"]) == [("websocket.connect", {"value": "kept"})]
+
+
+def test_an_expiry_beyond_the_layers_is_refused(make_layer):
+    layer = make_layer(expiry=5)
+    for expiry in (0, 6):
+        with pytest.raises(ValueError, match="expiry must be from 1 to the layer's expiry"):
+            layer.send_with_expiry("websocket.connect", {}, expiry)
 
 
 def test_layers_with_different_prefixes_do_not_see_each_other(make_layer):

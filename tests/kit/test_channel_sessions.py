@@ -2,7 +2,7 @@
 
 import pytest
 from channels.sessions import session_for_reply_channel
-from django.contrib.sessions.backends.base import CreateError, UpdateError
+from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 from django.test import override_settings
 
 from channels1_kit import channel_sessions
@@ -50,6 +50,19 @@ def test_a_saved_session_is_read_back_by_another_store(layer):
     assert again.load() == {"rooms": [1, 2]}
     assert again.exists("chn" + "a" * 29)
     assert not again.exists("chn" + "b" * 29)
+
+
+def test_a_session_is_kept_as_plain_json_and_one_signed_by_an_older_release_still_reads(layer):
+    store = socket_store("chn" + "c" * 29)
+    store["rooms"] = [3]
+    store.save(must_create=True)
+    assert store._read("chn" + "c" * 29) == '{"rooms":[3]}'
+
+    # What the release before kept: Django's signed, compressed form.
+    signed = SessionBase.encode(channel_sessions.SessionStore(), {"rooms": [4], "_auth_user_id": "7"})
+    assert not signed.startswith("{")
+    assert channel_sessions.SessionStore().decode(signed) == {"rooms": [4], "_auth_user_id": "7"}
+    assert channel_sessions.SessionStore().decode("{not json") == {}
 
 
 @override_settings(CHANNELS1_KIT_CHANNEL_SESSION_SECONDS=120)

@@ -190,3 +190,46 @@ class LiveblogStreamTests(TransactionChannelTestCase):
 
         self.assertIsNone(page.next_content())
         self.assertEqual(watching.frame()["type"], "post.created")
+
+
+@override_settings(CHANNEL_LAYERS=IN_MEMORY_LAYERS)
+class DisconnectLookupTests(TransactionChannelTestCase):
+    """A drain's thousands of disconnects for one liveblog look its group up once."""
+
+    def setUp(self):
+        self.liveblog = services.liveblog_create(title="Launch", slug="launch")
+
+    def test_disconnects_of_one_liveblog_ask_the_database_once(self):
+        pages = [StreamClient("/liveblog/launch/stream/") for _ in range(3)]
+        for page in pages:
+            page.connect()
+        with mock.patch.object(
+            consumers.selectors, "liveblog_group_name", wraps=consumers.selectors.liveblog_group_name
+        ) as lookup:
+            for page in pages:
+                page.disconnect()
+        self.assertEqual(lookup.call_count, 1)
+        services.post_create(liveblog=self.liveblog, body="after close")
+        for page in pages:
+            self.assertIsNone(page.next_content())
+
+    def test_a_liveblog_saved_or_deleted_is_looked_up_afresh(self):
+        page = StreamClient("/liveblog/launch/stream/")
+        page.connect()
+        page.disconnect()
+        # Another liveblog after it, so that the new one cannot get the deleted one's primary key.
+        services.liveblog_create(title="Other", slug="other")
+        old_group = self.liveblog.group_name
+        self.liveblog.delete()
+        again = services.liveblog_create(title="Launch again", slug="launch")
+        self.assertNotEqual(again.group_name, old_group)
+        watching = StreamClient("/liveblog/launch/stream/")
+        watching.connect()
+        gone = StreamClient("/liveblog/launch/stream/")
+        gone.connect()
+
+        gone.disconnect()
+        post = services.post_create(liveblog=again, body="new")
+
+        self.assertIsNone(gone.next_content())
+        self.assertEqual(watching.frame()["post"]["id"], post.id)

@@ -8,7 +8,7 @@ from django.test import override_settings
 from twisted.internet import defer, task
 from twisted.python.failure import Failure
 
-from channels1_kit import drain
+from channels1_kit import drain, interface
 from channels1_kit.interface import InterfaceLayer
 from channels1_kit.websocket import CLOSE_RECONNECT, OVERSIZED_KEY
 
@@ -53,6 +53,7 @@ class FakeLayer:
 
     def __init__(self):
         self.sent = []
+        self.expiries = {}  # index in sent: the expiry it was sent with, if not the layer's
         self.failure = None
         self.redis = FakeRedis()
         self.receiving = []
@@ -61,6 +62,10 @@ class FakeLayer:
         if self.failure is not None:
             raise self.failure
         self.sent.append((channel, message))
+
+    def send_with_expiry(self, channel, message, expiry):
+        self.send(channel, message)
+        self.expiries[len(self.sent) - 1] = expiry
 
     def connection(self, index):
         return self.redis
@@ -379,3 +384,48 @@ def test_past_the_pending_handshake_limit_a_handshake_is_told_when_to_come_back_
     clock.advance(6)
     after_timeout = connect(layer, "after-timeout")
     assert fake.sent[-1][1]["reply_channel"] == after_timeout
+
+
+def test_a_handshake_expires_in_redis_when_daphne_stops_waiting_for_it(layer, fake):
+    """No worker may accept a page daphne has already refused: its websocket.connect expires with
+    daphne's connect timeout; frames and disconnects keep the layer's expiry."""
+    reply_channel = connect(layer, "page")
+    layer.send("websocket.receive", {"reply_channel": reply_channel, "text": "{}", "order": 1})
+    layer.send("websocket.disconnect", {"reply_channel": reply_channel, "order": 2})
+
+    assert [channel for channel, _ in fake.sent] == ["websocket.connect", "websocket.receive", "websocket.disconnect"]
+    assert fake.expiries == {0: interface.CONNECT_TIMEOUT_SECONDS}
+
+
+def test_the_busy_window_stretches_with_the_overload_and_shrinks_back(clock):
+    """Pages told busy come back spread over a window the workers can take them in: the upper end
+    grows with handshakes wanting in per handshake answered, to a bound, and returns as the load passes."""
+    load = drain.HandshakeLoad(clock.seconds)
+    assert load.busy_bounds() == drain.BUSY_RETRY_AFTER_SECONDS
+    for _ in range(30):
+        load.wanted()
+    for _ in range(10):
+        load.answered()
+    low, high = drain.BUSY_RETRY_AFTER_SECONDS
+    assert load.busy_bounds() == (low, high * 3)
+    for _ in range(1000):
+        load.wanted()
+    assert load.busy_bounds() == (low, drain.BUSY_RETRY_AFTER_MAX_SECONDS)
+    clock.advance(drain.LOAD_WINDOW_SECONDS + 1)
+    assert load.busy_bounds() == drain.BUSY_RETRY_AFTER_SECONDS
+
+
+@override_settings(CHANNELS1_KIT_CONNECT_PENDING_LIMIT=3)
+def test_a_daphne_far_behind_tells_busy_pages_to_stay_away_longer(layer, fake, clock):
+    """The pending limit (3 in these settings) full and no worker answering: each busy answer is more
+    demand, and the window stretches until pages are told up to a minute."""
+    for index in range(3):
+        connect(layer, f"page{index}")
+    told = []
+    for index in range(60):
+        connect(layer, f"late{index}")
+        clock.advance(0)
+        _, reply = result_of(layer.receive_twisted([SEND_CHANNEL]))
+        told.append(json.loads(reply["text"])["retry_after"])
+    assert all(3 <= seconds <= drain.BUSY_RETRY_AFTER_MAX_SECONDS for seconds in told)
+    assert max(told[-20:]) > drain.BUSY_RETRY_AFTER_SECONDS[1]
