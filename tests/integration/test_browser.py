@@ -297,8 +297,65 @@ def test_a_chat_page_rejoins_its_room_after_its_socket_drops(open_page, stack, u
     expect(bob_room.locator(".count")).to_have_text("2")
     expect(alice_room.locator(".count")).to_have_text("2")
     alice_room.locator("input[name=message]").press("Enter")
+    # The page sent it (a closed socket would have kept the text and said "Not connected").
+    expect(alice_room.locator("input[name=message]")).to_have_value("")
     expect(bob_room.locator(".log .message")).to_have_text(
         ["bob: before the drop", "bob: while you were away", "alice: typed while offline"]
     )
     expect(alice.locator("#errors")).to_have_text("")
     assert_not_reloaded(alice)
+
+
+# Every WebSocket a page makes, in window.__sockets: when it started (performance.now()), and
+# whether it opened, failed (closed without opening) or closed after opening.
+RECORD_SOCKETS = """
+(() => {
+  const Native = window.WebSocket;
+  window.__sockets = [];
+  function Recorded(url, protocols) {
+    const socket = new Native(url, protocols);
+    const entry = { started: performance.now(), opened: false, failed: false, closed: false };
+    window.__sockets.push(entry);
+    socket.addEventListener("open", () => { entry.opened = true; });
+    socket.addEventListener("close", () => {
+      if (entry.opened) { entry.closed = true; } else { entry.failed = true; }
+    });
+    return socket;
+  }
+  Recorded.prototype = Native.prototype;
+  Object.assign(Recorded, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
+  window.WebSocket = Recorded;
+})();
+"""
+# reconnecting-websocket's connection timeout: each attempt's timer closes the page's current
+# socket this long after the attempt started, unless that attempt opened.
+STALE_TIMER_MS = 4000
+
+
+def test_a_page_back_soon_after_a_failed_attempt_is_not_dropped_again(open_page, stack, users):
+    """The reconnecting-websocket in channels 1.1.8 left a failed attempt's connection timer armed,
+    and it closed the next socket if that one opened within 4 s (channels1_kit/static/channels1_kit/live-socket.js)."""
+    port = stack.add_frontdoor(daphne=0)
+    door = stack.frontdoor_ports.index(port)
+    page = open_page("alice", port)
+    page.add_init_script(RECORD_SOCKETS)
+    log_in(page, "/accounts/login/?next=/chat/", "alice", users["alice"])
+    open_live(page, "/chat/")
+
+    with stack.frontdoor_down(door):
+        expect(page.locator("#status")).to_have_attribute("data-state", "closed")
+        # A retry while the door is down: refused at once, its timer left running. The door is
+        # back before the next retry (1.95-3.9 s later), which opens within that timer's 4 s.
+        page.wait_for_function("window.__sockets.some(socket => socket.failed)", timeout=RECONNECT_WAIT_MS)
+
+    expect(page.locator("#status")).to_have_attribute("data-state", "open", timeout=RECONNECT_WAIT_MS)
+    # Until every failed attempt's timer has run out: the moment the page would have been dropped.
+    page.wait_for_function(
+        "wait => performance.now() > Math.max(...window.__sockets.filter(s => s.failed).map(s => s.started)) + wait",
+        arg=STALE_TIMER_MS + 500,
+    )
+    sockets = page.evaluate("window.__sockets")
+    back = [socket for socket in sockets[1:] if socket["opened"]]
+    assert len(back) == 1 and not back[0]["closed"], sockets
+    expect(page.locator("#status")).to_have_attribute("data-state", "open")
+    assert_not_reloaded(page)

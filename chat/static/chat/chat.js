@@ -92,8 +92,8 @@
   // Told when to come back, in the frame before the close: sent away (too many connections or
   // frames from this browser, 4430), the server restarting (4012: a daphne draining, each page
   // told a different moment so that they do not all return at once), or busy (4013: the workers
-  // are behind). The page stays away that long. Its own reconnect is turned off here, before the
-  // close arrives (by then WebSocketBridge would have scheduled one).
+  // are behind). The page stays away that long: its reconnect is held here, before the close
+  // arrives.
   var COME_BACK_LATER = {
     "too-many-connections": "too many connections",
     "server.restarting": "the server is restarting",
@@ -101,10 +101,9 @@
   };
 
   function stayAway(seconds, why) {
-    bridge.socket.close(1000, "", { keepClosed: true, fastClose: false });
     status.textContent = why + ": reconnecting in " + seconds + " s";
     status.dataset.state = "away";
-    window.setTimeout(start, seconds * 1000);
+    live.comeBackIn(seconds);
   }
 
   // A socket that is (re)connecting throws on send: say so, and keep what was typed.
@@ -157,10 +156,15 @@
     }
   }
 
-  function start() {
-    bridge.connect(roomsList.dataset.stream);
+  // Reconnects after a drop (channels1_kit/static/channels1_kit/live-socket.js says why not WebSocketBridge itself).
+  var live = liveSocket(bridge, {
+    path: function () { return roomsList.dataset.stream; },
+    onSocket: watch
+  });
+
+  function watch(socket) {
     bridge.listen(onFrame);
-    bridge.socket.addEventListener("open", function () {
+    socket.addEventListener("open", function () {
       status.textContent = "live";
       status.dataset.state = "open";
       // A new connection has no rooms yet: join again, asking only for what was missed.
@@ -169,13 +173,13 @@
         bridge.send({ command: "join", room: slug, since: joined[slug] });
       });
     });
-    bridge.socket.addEventListener("close", function () {
+    socket.addEventListener("close", function () {
       if (status.dataset.state === "away") { return; }
       status.textContent = "reconnecting…";
       status.dataset.state = "closed";
     });
   }
-  start();
+  live.start();
 
   roomsList.addEventListener("click", function (event) {
     var room = event.target.closest(".room");
