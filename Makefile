@@ -11,6 +11,8 @@ REDIS_VENV := .venv-redis
 REDIS_SERVER_BIN := $(REDIS_VENV)/bin/redis-server
 DJANGO22_VENV := .venv-django22
 DJANGO61_VENV := .venv-django61
+# Stock asgi_redis on its own old pins, for the tests that show what the layer fixes.
+STOCK_VENV := .venv-stock
 PYTEST_ARGS ?=
 # The kit (kit/) is installed editable, so the .pth that starts its loader points at this checkout.
 KIT_SOURCES := kit/pyproject.toml kit/channels1_kit/__init__.py kit/channels1_kit/channels1_kit.pth
@@ -71,10 +73,10 @@ format: $(VENV)/.installed-dev
 migrations-check: $(VENV)/.installed-dev
 	DJANGO_SETTINGS_MODULE=project.settings.test $(BIN)/python manage.py makemigrations --check --dry-run
 
-test: deps $(VENV)/.installed-dev lint migrations-check
+test: deps $(VENV)/.installed-dev $(STOCK_VENV)/.installed lint migrations-check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-unit: deps $(VENV)/.installed-dev
+test-unit: deps $(VENV)/.installed-dev $(STOCK_VENV)/.installed
 	$(BIN)/python -m pytest -m "not integration and not browser" $(PYTEST_ARGS)
 
 test-integration: deps $(VENV)/.installed-dev
@@ -91,7 +93,7 @@ $(DJANGO22_VENV)/.installed: requirements/django22.txt $(KIT_SOURCES)
 	$(DJANGO22_VENV)/bin/pip install --quiet --no-deps --editable ./kit
 	@touch $@
 
-test-kit-django22: $(DJANGO22_VENV)/.installed $(REDIS_SERVER_BIN)
+test-kit-django22: $(DJANGO22_VENV)/.installed $(STOCK_VENV)/.installed $(REDIS_SERVER_BIN)
 	$(DJANGO22_VENV)/bin/python -m pytest --ds=tests.kit.settings tests/kit tests/fanout_layer $(PYTEST_ARGS)
 
 # The kit's own tests, its wheel site included, on Django 6.1 / Python 3.13: the site's runtime
@@ -108,8 +110,16 @@ $(DJANGO61_VENV)/.installed: requirements.txt requirements/django61.txt requirem
 	$(DJANGO61_VENV)/bin/pip install --quiet -r requirements/dev.txt
 	@touch $@
 
-test-kit-django61: $(DJANGO61_VENV)/.installed $(REDIS_SERVER_BIN)
+test-kit-django61: $(DJANGO61_VENV)/.installed $(STOCK_VENV)/.installed $(REDIS_SERVER_BIN)
 	$(DJANGO61_VENV)/bin/python -m pytest --ds=tests.kit.settings tests/kit tests/fanout_layer $(PYTEST_ARGS)
+
+# Stock asgi_redis 1.4.3 with the redis-py 2.10 and msgpack-python 0.5 it needs, which the site's
+# runtime set left: tests/fanout_layer/stock_probe.py runs it here (requirements/stock.txt).
+$(STOCK_VENV)/.installed: requirements/stock.txt | python-check
+	$(PYTHON) -m venv $(STOCK_VENV)
+	$(STOCK_VENV)/bin/pip install --quiet --upgrade "pip==26.3"
+	$(STOCK_VENV)/bin/pip install --quiet -r requirements/stock.txt
+	@touch $@
 
 # make bench: the benchmark's tools go into .venv; the Channels 4 peer gets a virtualenv of its own.
 PEER_VENV := bench/.venv-peer
@@ -128,4 +138,4 @@ bench: deps $(VENV)/.installed-dev $(VENV)/.installed-bench $(PEER_VENV)/.instal
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) $(REDIS_VENV) $(DJANGO22_VENV) $(DJANGO61_VENV) $(PEER_VENV) var staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(REDIS_VENV) $(DJANGO22_VENV) $(DJANGO61_VENV) $(STOCK_VENV) $(PEER_VENV) var staticfiles .pytest_cache .ruff_cache

@@ -1,19 +1,22 @@
 """Helpers for the fan-out layer's tests: prefixes, a reactor thread, counting Redis calls."""
 
+import json
 import queue
+import subprocess
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
-import pytest
 import redis
 from redis.connection import Connection
 
 from fanout_layer import FanoutRedisChannelLayer, lua
-from tools.processes import RedisServer
+from tests.support.prerequisites import require
+from tools.processes import REPO, RedisServer
 
 # The most any single reactor call in these tests may take; receive_twisted waits up to
 # the layer's blpop_timeout for a message.
@@ -86,9 +89,21 @@ def lane_reader_key(layer, daphne: str) -> bytes:
     return f"{layer.prefix}{daphne}{lua.LANE_SUFFIX}{lua.READER_SUFFIX}".encode()
 
 
-# What the layer fixes is shown beside stock asgi_redis where stock asgi_redis can run: on the
-# redis-py 2.10 and msgpack-python 0.5 it was written for, which left the site's runtime set.
-stock_asgi_redis = pytest.mark.skipif(
-    int(redis.__version__.split(".")[0]) >= 3,
-    reason="stock asgi_redis 1.4.3 needs redis-py 2.10 (zadd) and msgpack-python 0.5 (unpackb(encoding=))",
-)
+# What the layer fixes is shown beside stock asgi_redis, which runs only on the redis-py 2.10 and
+# msgpack-python 0.5 it was written for: in .venv-stock (requirements/stock.txt), made by make test.
+STOCK_PYTHON = REPO / ".venv-stock" / "bin" / "python"
+STOCK_PROBE = Path(__file__).with_name("stock_probe.py")
+
+
+def stock(scenario: str, server: RedisServer) -> dict:
+    """What stock asgi_redis did in one of stock_probe.py's scenarios against this Redis."""
+    require(STOCK_PYTHON.exists(), f"no {STOCK_PYTHON} for stock asgi_redis (make .venv-stock/.installed)")
+    prefix = unique_prefixes()["prefix"]
+    result = subprocess.run(
+        [str(STOCK_PYTHON), str(STOCK_PROBE), scenario, server.url, prefix],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, f"stock_probe.py {scenario} failed:\n{result.stderr}"
+    return json.loads(result.stdout.splitlines()[-1])

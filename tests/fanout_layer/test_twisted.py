@@ -6,10 +6,9 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from asgi_redis import RedisChannelLayer
 
 from fanout_layer import FanoutRedisChannelLayer
-from tests.fanout_layer.support import command_calls, raw_client, stock_asgi_redis, unique_prefixes
+from tests.fanout_layer.support import command_calls, raw_client, stock
 
 DAPHNE = "daphne.response.TwIsTeD!"
 
@@ -84,19 +83,12 @@ def test_receive_twisted_reconnects_when_its_connection_drops(own_redis, make_la
     assert connections_made(client) - before == 2
 
 
-@stock_asgi_redis
-def test_stock_asgi_redis_connects_again_for_every_message(own_redis, reactor):
+def test_stock_asgi_redis_connects_again_for_every_message(own_redis):
     """What the layer fixes: asgi_redis opens (and closes) a connection pool per message."""
-    stock = RedisChannelLayer(hosts=[own_redis.url], **unique_prefixes())
-    for number in range(10):
-        stock.send(f"{DAPHNE}{number}", {"value": number})
-    client = raw_client(own_redis)
-    before = connections_made(client)
+    measured = stock("twisted-receive-connections", own_redis)
 
-    received = receive_all(reactor, stock, 10)
-
-    assert len(received) == 10
-    assert connections_made(client) - before >= 10
+    assert measured["received"] == list(range(10))
+    assert measured["connections"] >= 10
 
 
 class BlackHole:
