@@ -23,7 +23,7 @@ whenever a command on it is interrupted between sending and reading (so no reply
 on a connection back in the pool, which redis-py's poll would otherwise have found).
 """
 
-from typing import Any
+from typing import Any, Callable
 
 import redis
 from redis.backoff import NoBackoff
@@ -82,65 +82,60 @@ class ConnectionPool(redis.ConnectionPool):
         return f"<{type(self).__name__}({shown})>"
 
 
-class Redis(redis.Redis):
-    """redis.Redis whose commands take the short path (see the module's first lines)."""
-
-    def execute_command(self, *args: Any, **options: Any) -> Any:
-        if self.connection is not None:
-            return super().execute_command(*args, **options)  # A single-connection client: redis-py's path.
-        pool = self.connection_pool
-        command_name = args[0]
-        connection = pool.get_connection()
-        try:
-            try:
-                connection.send_command(*args, check_health=False)
-                return self.parse_response(connection, command_name, **options)
-            except (ConnectionError, TimeoutError) as error:
-                connection.disconnect()
-                if isinstance(error, TimeoutError) and not connection.retry_on_timeout:
-                    raise
-                connection.send_command(*args, check_health=False)
-                return self.parse_response(connection, command_name, **options)
-        except BaseException as error:
-            if not isinstance(error, RedisError):
-                # Interrupted between sending and reading: the reply would be the next command's.
-                connection.disconnect()
-            raise
-        finally:
-            pool.release(connection)
-
-
-def command(client: redis.Redis, *args: Any) -> Any:
-    """Redis's reply to one command on client's pool, as it came (no response callback).
-
-    Arguments are str, bytes, int or float. The same path as Redis.execute_command otherwise:
-    once more on a new connection after a ConnectionError, disconnected if interrupted.
-    """
-    pool = client.connection_pool
+def _on_a_pooled_connection(pool: redis.ConnectionPool, request: Callable[[Any], Any]) -> Any:
+    """request(connection) on a connection of pool, the 2.10.6 way: once more on a new connection
+    after a ConnectionError (or a TimeoutError, where the connection retries on timeouts), and
+    the connection disconnected if interrupted between sending and reading (the reply would be
+    the next command's)."""
     connection = pool.get_connection()
     try:
-        if _hiredis_pack is not None:
-            try:
-                packed = [_hiredis_pack(args)]
-            except TypeError as error:
-                raise DataError(f"{args[0]}: {error}") from None
-        else:
-            packed = connection.pack_command(*args)
         try:
-            connection.send_packed_command(packed, check_health=False)
-            return connection.read_response()
+            return request(connection)
         except (ConnectionError, TimeoutError) as error:
             connection.disconnect()
             if isinstance(error, TimeoutError) and not connection.retry_on_timeout:
                 raise
-            connection.send_packed_command(packed, check_health=False)
-            return connection.read_response()
+            return request(connection)
     except BaseException as error:
         if not isinstance(error, RedisError):
             connection.disconnect()
         raise
     finally:
         pool.release(connection)
+
+
+class Redis(redis.Redis):
+    """redis.Redis whose commands take the short path (see the module's first lines)."""
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        if self.connection is not None:
+            return super().execute_command(*args, **options)  # A single-connection client: redis-py's path.
+
+        def request(connection):
+            connection.send_command(*args, check_health=False)
+            return self.parse_response(connection, args[0], **options)
+
+        return _on_a_pooled_connection(self.connection_pool, request)
+
+
+def command(client: redis.Redis, *args: Any) -> Any:
+    """Redis's reply to one command on client's pool, as it came (no response callback).
+
+    Arguments are str, bytes, int or float. The same path as Redis.execute_command otherwise.
+    """
+    if _hiredis_pack is not None:
+        try:
+            packed = [_hiredis_pack(args)]
+        except TypeError as error:
+            raise DataError(f"{args[0]}: {error}") from None
+    else:
+        packed = None
+
+    def request(connection):
+        connection.send_packed_command(packed or connection.pack_command(*args), check_health=False)
+        return connection.read_response()
+
+    return _on_a_pooled_connection(client.connection_pool, request)
 
 
 def script(client: redis.Redis, lua: Any, keys: list, args: list) -> Any:
