@@ -147,8 +147,21 @@ class InterfaceLayer:
         elif channel == "websocket.disconnect":
             # Gone whether or not Redis takes the message: the sweep finds it missing.
             self._sockets.discard(reply_channel)
-            self._pending.pop(reply_channel, None)
+            waited_since = self._pending.pop(reply_channel, None)
             self._clients.closed(reply_channel)
+            if (
+                waited_since is not None
+                and self._now() - waited_since >= CONNECT_TIMEOUT_SECONDS
+                and hasattr(self._layer, "send_with_expiry")
+            ):
+                # A handshake no worker answered within daphne's connect timeout: daphne refused
+                # it, and its websocket.connect expired in Redis unread. No worker ran its connect,
+                # so its disconnect would only be work (a restart storm has thousands), and under
+                # enforce_ordering a session made for it and a frame parked behind the connect that
+                # never comes. The rare connect a worker took just before it expired leaves what the
+                # sweep takes away (the socket is in no daphne's snapshot).
+                self._budget.forget(reply_channel)
+                return
             order = self._budget.renumber(reply_channel, int(message.get("order", 0)))
             if order != message.get("order", 0):
                 message = dict(message, order=order)

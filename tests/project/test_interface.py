@@ -397,6 +397,26 @@ def test_a_handshake_expires_in_redis_when_daphne_stops_waiting_for_it(layer, fa
     assert fake.expiries == {0: interface.CONNECT_TIMEOUT_SECONDS}
 
 
+def test_no_worker_hears_of_the_disconnect_of_a_handshake_daphne_refused_unanswered(layer, fake, clock):
+    """Its websocket.connect expired in Redis unread: no worker ran it, so none runs its disconnect.
+    A socket a worker answered, or one that closed while its connect could still be taken, does."""
+    refused = connect(layer, "refused")
+    answered = connect(layer, "answered")
+    pending = layer.receive_twisted([SEND_CHANNEL])
+    fake.receiving[-1].callback((answered, {"accept": True}))
+    assert result_of(pending) == (answered, {"accept": True})
+    clock.advance(interface.CONNECT_TIMEOUT_SECONDS)
+    closed_early = connect(layer, "closed-early")
+    clock.advance(interface.CONNECT_TIMEOUT_SECONDS - 1)
+
+    for reply_channel in (refused, answered, closed_early):
+        layer.send("websocket.disconnect", {"reply_channel": reply_channel, "order": 1})
+
+    disconnects = [message["reply_channel"] for channel, message in fake.sent if channel == "websocket.disconnect"]
+    assert disconnects == [answered, closed_early]
+    assert layer.open_sockets == set()
+
+
 def test_the_busy_window_stretches_with_the_overload_and_shrinks_back(clock):
     """Pages told busy come back spread over a window the workers can take them in: the upper end
     grows with handshakes wanting in per handshake answered, to a bound, and returns as the load passes."""
