@@ -848,7 +848,8 @@ def markdown(results: dict, images: dict[str, str | None], folder_name: str) -> 
         "```",
         "",
         f"`make bench` installs `requirements/bench.txt` into `.venv`, creates `bench/.venv-peer` from "
-        f"`bench/requirements-peer.txt`, then runs `.venv/bin/python -m bench.run`. This run: `{results['command']}`. "
+        "`bench/requirements-peer.txt` and `bench/.stock-site` (the stock layer's site, see What runs), then "
+        f"runs `.venv/bin/python -m bench.run`. This run: `{results['command']}`. "
         "It starts every process itself on loopback ports (its own `redis-server` each time, never the "
         "machine's Redis or PostgreSQL), bounds every loop in count and time, and leaves no process behind. "
         "It stops itself after 60 minutes (`--time-limit`), skipping a phase that would not fit (listed "
@@ -874,24 +875,38 @@ def markdown(results: dict, images: dict[str, str | None], folder_name: str) -> 
     ]
     site = versions["site"]
     peer = versions.get("peer", {})
+    stock = versions.get("stock", {})
+
+    def msgpack(packages: dict) -> str:
+        installed = packages.get("msgpack", "not installed")
+        return installed if installed != "not installed" else f"msgpack-python {packages.get('msgpack-python', '')}"
+
     version_rows = [
-        ["Python", site["Python"], peer.get("Python", "")],
-        ["Django", site["Django"], peer.get("Django", "")],
-        ["channels", site["channels"], peer.get("channels", "")],
-        ["daphne", site["daphne"], peer.get("daphne", "")],
+        ["Python", site["Python"], stock.get("Python", ""), peer.get("Python", "")],
+        ["Django", site["Django"], stock.get("Django", ""), peer.get("Django", "")],
+        ["channels", site["channels"], stock.get("channels", ""), peer.get("channels", "")],
+        ["daphne", site["daphne"], stock.get("daphne", ""), peer.get("daphne", "")],
         [
             "channel layer",
             f"asgi_redis {site['asgi_redis']} (+ fanout_layer)",
+            f"asgi_redis {stock.get('asgi_redis', '')}",
             f"channels-redis {peer.get('channels-redis', '')}",
         ],
-        ["redis-py", site["redis"], peer.get("redis", "")],
-        ["Twisted", site["Twisted"], peer.get("Twisted", "")],
-        ["autobahn", site["autobahn"], peer.get("autobahn", "")],
-        ["Redis server", versions["redis_server"], versions["redis_server"]],
-        ["gunicorn", site["gunicorn"], ""],
-        ["benchmark client", f"websockets {site['websockets']}", f"websockets {site['websockets']}"],
+        ["redis-py", site["redis"], stock.get("redis", ""), peer.get("redis", "")],
+        ["msgpack", msgpack(site), msgpack(stock) if stock else "", peer.get("msgpack", "")],
+        ["Twisted", site["Twisted"], stock.get("Twisted", ""), peer.get("Twisted", "")],
+        ["autobahn", site["autobahn"], stock.get("autobahn", ""), peer.get("autobahn", "")],
+        ["Redis server", versions["redis_server"], versions["redis_server"], versions["redis_server"]],
+        ["gunicorn", site["gunicorn"], stock.get("gunicorn", ""), ""],
+        ["site commit", "this one", stock.get("commit", ""), ""],
+        [
+            "benchmark client",
+            f"websockets {site['websockets']}",
+            f"websockets {site['websockets']}",
+            f"websockets {site['websockets']}",
+        ],
     ]
-    out.append(_table(["", "site", "Channels 4 peer"], version_rows))
+    out.append(_table(["", "site, project layer", "site, stock layer", "Channels 4 peer"], version_rows))
 
     out += ["", "## What runs", ""]
     out += [
@@ -899,7 +914,12 @@ def markdown(results: dict, images: dict[str, str | None], folder_name: str) -> 
         "settings' defaults (capacity 1,000, `process_local_capacity` 100,000, `receive_batch_size` 100, expiry 60 s).",
         "* **The site, stock layer**: `CHANNEL_LAYER_BACKEND=asgi_redis.RedisChannelLayer` with "
         "`CHANNEL_LAYER_CAPACITY=100`, asgi_redis's own default (`project/settings/base.py` would give it 1,000); "
-        "expiry 60 s and group expiry 86,400 s are asgi_redis's defaults too.",
+        "expiry 60 s and group expiry 86,400 s are asgi_redis's defaults too. asgi_redis 1.4.3 runs only on "
+        "redis-py 2.10 and msgpack-python 0.5, which the runtime set left while the kit moved to redis-py 8, so "
+        "this layer runs the site as of its last commit on them (the `site commit` above, unpacked into "
+        "`bench/.stock-site` with its own pins by `make bench`): the same models, frames and pages; what "
+        "differs on the site's side is the later issue-19 work (a cheaper liveblog reconnect and chat join, "
+        "JSON channel sessions, the handshake lane).",
         "* Both: one `redis-server`, two daphne 1.4.2 processes (each on its own port; sockets alternate "
         "between them), two `manage.py runworker`, gunicorn with two sync workers, `project.settings.test` "
         "(the production settings but for fast password hashing), and SQLite in a temporary directory "

@@ -20,7 +20,6 @@ import contextlib
 import json
 import random
 import signal
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ from tools.processes import Process, wait_for_port
 
 from . import procstat
 from .stats import summary_ms
-from .targets import LIVEBLOG, REPO
+from .targets import LIVEBLOG
 from .wsclient import Socket, connect
 
 POST_EVERY_S = 1.0
@@ -271,7 +270,13 @@ class RollingRestart:
         if process.alive():
             process.kill()
         self.live[index] = False
-        replacement = Process(process.name, process.args, env=self.target.stack.env, log_dir=self.target.stack.log_dir)
+        replacement = Process(
+            process.name,
+            process.args,
+            env=self.target.stack.env,
+            log_dir=self.target.stack.log_dir,
+            cwd=self.target.stack.site,
+        )
         await asyncio.get_running_loop().run_in_executor(
             None, lambda: wait_for_port(self.target.stack.daphne_ports[index], process=replacement, timeout=30)
         )
@@ -283,8 +288,8 @@ class RollingRestart:
         """A post a second through the ORM (a driver process, as the admin), a chat message every 2 s."""
         log = open(Path(self.target.stack.log_dir) / "restart-driver.log", "ab")
         driver = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "bench.liveblog_driver", LIVEBLOG, "restart"),
-            cwd=str(REPO),
+            *(self.target.python, "-m", "bench.liveblog_driver", LIVEBLOG, "restart"),
+            cwd=str(self.target.stack.site),
             env=self.target.env,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.DEVNULL,

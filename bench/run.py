@@ -32,7 +32,15 @@ import psutil
 from tools.processes import REPO
 
 from . import report, restart, scenarios
-from .targets import LAYERS, PEER_LABEL, PeerTarget, SiteTarget, peer_versions, redis_server_version
+from .targets import (
+    LAYERS,
+    PEER_LABEL,
+    PeerTarget,
+    SiteTarget,
+    peer_versions,
+    redis_server_version,
+    stock_site_versions,
+)
 
 SITE_PACKAGES = [
     "Django",
@@ -42,7 +50,9 @@ SITE_PACKAGES = [
     "asgiref",
     "redis",
     "txredisapi",
+    "msgpack",
     "msgpack-python",
+    "hiredis",
     "Twisted",
     "autobahn",
     "gunicorn",
@@ -137,7 +147,7 @@ def load_average() -> list[float]:
         return []
 
 
-def versions(with_peer: bool) -> dict:
+def versions(with_peer: bool, with_stock: bool = False) -> dict:
     site = {"Python": platform.python_version()}
     for name in SITE_PACKAGES:
         try:
@@ -147,6 +157,8 @@ def versions(with_peer: bool) -> dict:
     result = {"site": site, "redis_server": redis_server_version()}
     if with_peer:
         result["peer"] = peer_versions()
+    if with_stock:
+        result["stock"] = stock_site_versions(SITE_PACKAGES)
     return result
 
 
@@ -445,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         "started_utc": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "process": prepare_process(),
         "machine": machine(),
-        "versions": versions(with_peer),
+        "versions": versions(with_peer, "stock" in layers),
         "config": scenarios.config_dict(config),
         "targets": {},
     }

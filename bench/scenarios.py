@@ -746,12 +746,12 @@ async def liveblog(target, config: Config) -> dict:
         return result
     log = open(Path(target.stack.log_dir) / "liveblog-driver.log", "ab")
     driver = await asyncio.create_subprocess_exec(
-        sys.executable,
+        target.python,
         "-m",
         "bench.liveblog_driver",
         LIVEBLOG,
         "live",
-        cwd=str(REPO),
+        cwd=str(target.stack.site),
         env=target.env,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,

@@ -12,7 +12,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from tools.processes import REPO, Process, RedisServer, free_port, redis_server_binary, wait_for_port
+from tools.processes import REPO, VENV_BIN, Process, RedisServer, free_port, redis_server_binary, wait_for_port
 from tools.site_stack import Stack, login_cookie
 
 PEER_DIR = REPO / "bench" / "peer"
@@ -26,6 +26,13 @@ LIVEBLOG = "bench"
 PAGE_LIVEBLOG = "page"
 
 
+# Stock asgi_redis 1.4.3 runs only on the redis-py 2.10 and msgpack-python 0.5 it was written for,
+# which this site's runtime set left (issue 20), and the kit now needs redis-py 8. So the stock
+# layer runs the site as of its last commit on those libraries, with that commit's own pins, which
+# make bench unpacks and installs here (the Makefile's STOCK_SITE_COMMIT says which and why); the
+# commit is in STOCK_SITE/.commit.
+STOCK_SITE = REPO / "bench" / ".stock-site"
+
 # The two layers the site runs under. The stock layer gets asgi_redis's own default
 # capacity (100): project/settings/base.py would otherwise give it 1,000.
 LAYERS = {
@@ -33,11 +40,15 @@ LAYERS = {
         "label": "project layer (fanout_layer)",
         "backend": "fanout_layer.FanoutRedisChannelLayer",
         "env": {},
+        "site": REPO,
+        "venv_bin": VENV_BIN,
     },
     "stock": {
         "label": "stock asgi_redis",
         "backend": "asgi_redis.RedisChannelLayer",
         "env": {"CHANNEL_LAYER_CAPACITY": "100"},
+        "site": STOCK_SITE,
+        "venv_bin": STOCK_SITE / ".venv" / "bin",
     },
 }
 PEER_LABEL = "Channels 4 peer"
@@ -57,8 +68,8 @@ CLIENT_BUDGETS_LIFTED = {
 class SiteStack(Stack):
     """The integration stack with a few more environment variables for every process."""
 
-    def __init__(self, workdir: Path, *, layer: str, extra_env: dict, daphnes: int = 2, workers: int = 2):
-        super().__init__(workdir, daphnes=daphnes, workers=workers, layer=layer)
+    def __init__(self, workdir: Path, *, layer: str, extra_env: dict, daphnes: int = 2, workers: int = 2, **site: Path):
+        super().__init__(workdir, daphnes=daphnes, workers=workers, layer=layer, **site)
         self.extra_env = dict(extra_env)
 
     @property
@@ -98,9 +109,18 @@ class SiteTarget:
         self.label = layer["label"]
         self.backend = layer["backend"]
         lifted = CLIENT_BUDGETS_LIFTED if budgets_lifted else {}
+        site, venv_bin = layer["site"], layer["venv_bin"]
+        if not (venv_bin / "python").exists():
+            raise RuntimeError(f"{self.label}: no {venv_bin / 'python'} (make bench prepares it)")
         self.stack = SiteStack(
-            workdir, layer=layer["backend"], extra_env={**lifted, **layer["env"], **(extra_env or {})}
+            workdir,
+            layer=layer["backend"],
+            extra_env={**lifted, **layer["env"], **(extra_env or {})},
+            site=site,
+            venv_bin=venv_bin,
         )
+        # The site's Python, for the processes of the bench that use its models (the post driver).
+        self.python = str(venv_bin / "python")
         self.user_count = users
         self.rooms = rooms
         self.cookies: list[str] = []
@@ -282,18 +302,33 @@ def redis_keys(url: str) -> list[str]:
     return [key.decode("utf8", "replace") for key in client.scan_iter(count=1000)]
 
 
-def peer_versions() -> dict[str, str]:
+def venv_versions(python: Path, names: list[str]) -> dict[str, str]:
+    """The versions of names installed for that Python ("not installed" for one that is not), and its own."""
     code = (
         "import importlib.metadata as m, json, sys\n"
-        f"names = {PEER_PACKAGES!r}\n"
-        "versions = {name: m.version(name) for name in names}\n"
+        "versions = {}\n"
+        f"for name in {names!r}:\n"
+        "    try:\n"
+        "        versions[name] = m.version(name)\n"
+        "    except m.PackageNotFoundError:\n"
+        "        versions[name] = 'not installed'\n"
         "versions['Python'] = sys.version.split()[0]\n"
         "print(json.dumps(versions))\n"
     )
-    output = subprocess.run(
-        [str(PEER_VENV / "bin" / "python"), "-c", code], capture_output=True, text=True, check=True, timeout=60
-    ).stdout
+    output = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True, timeout=60).stdout
     return json.loads(output)
+
+
+def peer_versions() -> dict[str, str]:
+    return venv_versions(PEER_VENV / "bin" / "python", PEER_PACKAGES)
+
+
+def stock_site_versions(names: list[str]) -> dict[str, str]:
+    """The stock layer's site: its packages' versions and the commit it runs (STOCK_SITE)."""
+    versions = venv_versions(LAYERS["stock"]["venv_bin"] / "python", names)
+    commit = STOCK_SITE / ".commit"
+    versions["commit"] = commit.read_text().strip()[:12] if commit.exists() else "unknown"
+    return versions
 
 
 def redis_server_version() -> str:

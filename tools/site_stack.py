@@ -96,7 +96,13 @@ class Stack:
         workers: int = 2,
         layer: str = DEFAULT_LAYER,
         settings: Optional[Dict[str, str]] = None,
+        site: Path = REPO,
+        venv_bin: Path = VENV_BIN,
     ):
+        """`site` and `venv_bin`: the checkout of the site to run and its virtualenv's bin (make
+        bench runs stock asgi_redis under an earlier release of this site, bench/targets.py)."""
+        self.site = site
+        self.venv_bin = venv_bin
         self.workdir = workdir
         # Environment variables the site's settings read (project/settings/base.py), for every process.
         self.settings = dict(settings or {})
@@ -143,8 +149,8 @@ class Stack:
 
     def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [str(VENV_BIN / "python"), "manage.py", *args],
-            cwd=REPO,
+            [str(self.venv_bin / "python"), "manage.py", *args],
+            cwd=self.site,
             env=self.env,
             capture_output=True,
             text=True,
@@ -180,9 +186,10 @@ class Stack:
         index = len(self.daphnes)
         process = Process(
             f"daphne-{index}",
-            [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "project.asgi:channel_layer"],
+            [str(self.venv_bin / "daphne"), "-b", "127.0.0.1", "-p", str(port), "project.asgi:channel_layer"],
             env=self.env,
             log_dir=self.log_dir,
+            cwd=self.site,
         )
         wait_for_port(port, process=process)
         self.daphnes.append(process)
@@ -192,9 +199,10 @@ class Stack:
     def add_worker(self, *extra_args: str) -> Process:
         process = Process(
             f"worker-{len(self.workers)}",
-            [str(VENV_BIN / "python"), "manage.py", "runworker", *extra_args],
+            [str(self.venv_bin / "python"), "manage.py", "runworker", *extra_args],
             env=self.env,
             log_dir=self.log_dir,
+            cwd=self.site,
         )
         self.workers.append(process)
         return process
@@ -203,7 +211,7 @@ class Stack:
         self.gunicorn = Process(
             "gunicorn",
             [
-                str(VENV_BIN / "gunicorn"),
+                str(self.venv_bin / "gunicorn"),
                 "project.wsgi",
                 "--bind",
                 f"127.0.0.1:{self.gunicorn_port}",
@@ -212,6 +220,7 @@ class Stack:
             ],
             env=self.env,
             log_dir=self.log_dir,
+            cwd=self.site,
         )
         wait_for_port(self.gunicorn_port, process=self.gunicorn)
 
