@@ -52,8 +52,8 @@ RECONNECT_FLOODS = (
     ("echo_reconnect_anonymous", "an anonymous client"),
 )
 
-ORDER = ["fanout", "stock", "peer"]
-COLORS = {"fanout": "#1b9e77", "stock": "#d95f02", "peer": "#7570b3"}
+ORDER = ["fanout", "before", "stock", "peer"]
+COLORS = {"fanout": "#1b9e77", "before": "#66a61e", "stock": "#d95f02", "peer": "#7570b3"}
 
 
 # Formatting
@@ -906,7 +906,7 @@ def markdown(results: dict, images: dict[str, str | None], folder_name: str) -> 
             f"websockets {site['websockets']}",
         ],
     ]
-    out.append(_table(["", "site, project layer", "site, stock layer", "Channels 4 peer"], version_rows))
+    out.append(_table(["", "site, project layer", "earlier site (stock, before)", "Channels 4 peer"], version_rows))
 
     out += ["", "## What runs", ""]
     out += [
@@ -920,6 +920,9 @@ def markdown(results: dict, images: dict[str, str | None], folder_name: str) -> 
         "`bench/.stock-site` with its own pins by `make bench`): the same models, frames and pages; what "
         "differs on the site's side is the later issue-19 work (a cheaper liveblog reconnect and chat join, "
         "JSON channel sessions, the handshake lane).",
+        "* **The site, project layer on redis-py 2.10.6 (before issue 20)**: that same earlier site with its own "
+        "fan-out layer, on redis 2.10.6 and msgpack-python 0.5.6, in the echo and fan-out phases only: the layer's "
+        "CPU per echo and per delivery before and after the move to redis-py 8 and msgpack 1, in one run.",
         "* Both: one `redis-server`, two daphne 1.4.2 processes (each on its own port; sockets alternate "
         "between them), two `manage.py runworker`, gunicorn with two sync workers, `project.settings.test` "
         "(the production settings but for fast password hashing), and SQLite in a temporary directory "

@@ -377,7 +377,7 @@ def run_site(
 ) -> None:
     layer = LAYERS[key]
     results.update(label=layer["label"], backend=layer["backend"], env=layer["env"], fanout=[], phases=[])
-    for phase in (PHASES[name] for name in phases):
+    for phase in (PHASES[name] for name in phases if name in layer.get("phases", PHASES)):
         # The clients phase measures the client budgets, so it runs with the production ones.
         target = SiteTarget(
             key,
@@ -420,7 +420,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for development (writes under var/)")
     parser.add_argument("--out", help="markdown to write (default docs/benchmarks.md; var/bench-quick/ with --quick)")
-    parser.add_argument("--layers", default="fanout,stock", help="site layers to run: fanout, stock (default both)")
+    parser.add_argument(
+        "--layers",
+        default="fanout,before,stock",
+        help="site layers to run: fanout, before (the project layer on redis-py 2.10.6: echo and fan-out only), "
+        "stock (default all three)",
+    )
     parser.add_argument("--no-peer", action="store_true", help="skip the Channels 4 peer")
     parser.add_argument(
         "--phases", default=",".join(PHASES), help=f"phases to run, of {', '.join(PHASES)} (default all)"
@@ -457,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
         "started_utc": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "process": prepare_process(),
         "machine": machine(),
-        "versions": versions(with_peer, "stock" in layers),
+        "versions": versions(with_peer, bool({"stock", "before"} & set(layers))),
         "config": scenarios.config_dict(config),
         "targets": {},
     }
@@ -465,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
             # The project's layer first, then the peer it is compared with, then the stock
             # layer (the slowest to measure: it waits out every lost message).
-            for key in sorted(layers, key=lambda key: key != "fanout"):
+            for key in sorted(layers, key=["fanout", "before", "stock"].index):
                 results["targets"][key] = {}
                 run_site(key, config, Path(workdir) / key, clock, results["targets"][key], phases)
                 if key == "fanout" and with_peer:

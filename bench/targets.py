@@ -43,6 +43,17 @@ LAYERS = {
         "site": REPO,
         "venv_bin": VENV_BIN,
     },
+    # The project's layer as it was before issue 20 moved it to redis-py 8 and msgpack 1: the stock
+    # layer's site (its last commit on redis 2.10.6 and msgpack-python 0.5.6) with its own layer.
+    # For the CPU per echo and per delivery before and after, so only the phases that measure them.
+    "before": {
+        "label": "project layer on redis-py 2.10.6 (before issue 20)",
+        "backend": "fanout_layer.FanoutRedisChannelLayer",
+        "env": {},
+        "site": STOCK_SITE,
+        "venv_bin": STOCK_SITE / ".venv" / "bin",
+        "phases": ("small", "large"),
+    },
     "stock": {
         "label": "stock asgi_redis",
         "backend": "asgi_redis.RedisChannelLayer",
