@@ -602,8 +602,7 @@ def _echo_cost(echo: dict, cpu: dict, name: str, target: dict) -> str:
             f"the servers spend {total:.1f} ms of CPU per round trip ({parts}), more than the whole budget: "
             "for each frame the worker reads and writes the socket's channel session (in Redis), loads the "
             "user and the room from the database, and commits the message row (an fsync on SQLite) before the "
-            "group send; the message goes through Redis on its way in and on its way out, packed by "
-            "msgpack-python 0.5.6 in pure Python"
+            "group send; the message goes through Redis on its way in and on its way out"
         )
     p50, p99 = echo["round_trips"]["p50"], echo["round_trips"]["p99"]
     return (
