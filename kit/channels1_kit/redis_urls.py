@@ -24,17 +24,21 @@ traffic is encrypted, but a machine in the middle could pose as the server. A us
 Redis 6's ``AUTH user password`` (ACL users). User name and password are percent-decoded, so a
 password holding ``@``, ``:`` or ``/`` is written ``%40``, ``%3A``, ``%2F``.
 
-What redis-py does here: connecting, AUTH (with an ACL user name), SELECT, the protocol,
-timeouts. What it does not, and this module does:
+What redis-py does here: connecting, TLS (``SSLConnection``, with the URL's options), AUTH (with
+an ACL user name), SELECT, the protocol, timeouts, and Sentinel (``redis.sentinel``: asking the
+sentinels at each connect, dropping a connection told READONLY or UNBLOCKED). What it does not,
+and this module does:
 
 * one parser for both paths, with txredisapi's TLS built from the same options
   (``twisted_tls``), and ``redis+sentinel://``, which redis-py's ``from_url`` does not know;
-* ``ssl_ca_certs`` trusts that CA *in place of* the system store (redis-py's SSLConnection
-  loads the named CA beside the system store), and a URL is accepted or refused alike on
-  Python 3.11 to 3.13 and on daphne's OpenSSL path (``ssl_context``);
-* Sentinel as both paths follow it: every new connection asks the sentinels, checks ROLE, and
-  a pool closes a connection it hands out once the sentinels name another master (redis-py's
-  Sentinel pool keeps such a connection writing to the demoted master);
+* one verdict on a certificate everywhere: Python 3.13's strict RFC 5280 checks are turned off,
+  as daphne's OpenSSL path and Python 3.11/3.12 do not make them. One difference is left: a
+  named ``ssl_ca_certs`` is trusted beside the system store by redis-py and alone by daphne's
+  path, so a server whose certificate a public CA signed is refused by daphne alone if the URL
+  names another CA: name the one that signed it;
+* a Sentinel pool that asks the sentinels again every second, not only when a connection
+  connects (redis-py's keeps an open connection writing to a demoted master until it is told
+  READONLY);
 * every string form of a URL masks the password (``redis://user:***@host:6379/0``; redis-py's
   pool repr shows it), and errors name the masked URL and the cause in one line.
 """
@@ -49,7 +53,9 @@ from typing import Any, Optional
 from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 import redis
-from redis.connection import Connection
+import redis.sentinel
+from redis.connection import Connection, SSLConnection
+from redis.sentinel import MasterNotFoundError, SentinelManagedConnection
 
 from channels1_kit.redis_client import ConnectionPool, Redis, retry_once
 
@@ -194,10 +200,24 @@ class RedisURL:
         for name in ("socket_timeout", "socket_connect_timeout"):
             if getattr(self, name) is not None:
                 kwargs[name] = getattr(self, name)
+        if self.is_sentinel:
+            kwargs["connection_class"] = SentinelRedisConnection
+        elif self.tls:
+            kwargs.update(
+                connection_class=RedisTLSConnection,
+                ssl_cert_reqs=self.cert_reqs,
+                ssl_check_hostname=self.check_hostname,
+                ssl_ca_certs=self.ca_certs,
+                ssl_certfile=self.certfile,
+                ssl_keyfile=self.keyfile,
+                # Python 3.13 turned on strict RFC 5280 checks and partial chains; daphne's OpenSSL
+                # path and Python 3.11/3.12 have neither, and a URL is accepted or refused alike.
+                ssl_exclude_verify_flags=[ssl.VERIFY_X509_STRICT, ssl.VERIFY_X509_PARTIAL_CHAIN],
+            )
+        else:
+            kwargs["connection_class"] = RedisConnection
         kwargs.update(
-            connection_class=SentinelRedisConnection if self.is_sentinel else RedisConnection,
             redis_url=self,
-            ssl_context=self.ssl_context(),
             host=self.host,
             port=self.port,
             db=self.db,
@@ -211,54 +231,42 @@ class RedisURL:
         pool_class = SentinelConnectionPool if self.is_sentinel else ConnectionPool
         return client_class(connection_pool=pool_class(**self.connection_kwargs(**defaults)))
 
-    def sentinel_urls(self) -> list:
-        """One plain URL per sentinel, with the sentinels' credentials and the URL's timeouts."""
-        return [
-            RedisURL(
-                host=host,
-                port=port,
-                username=self.sentinel_username,
-                password=self.sentinel_password,
-                socket_timeout=self.socket_connect_timeout or 2.0,
-                socket_connect_timeout=self.socket_connect_timeout or 2.0,
-            )
-            for host, port in self.sentinels
-        ]
+    def sentinel(self) -> redis.sentinel.Sentinel:
+        """redis-py's Sentinel for this URL's sentinels, one per process (the pools ask every second).
+
+        Its clients are the kit's, one plain URL per sentinel with the sentinels' credentials, so
+        that what each sentinel answered is said in one line with the password masked.
+        """
+        with _sentinels_lock:
+            found = _sentinels.get(self)
+            if found is None:
+                timeout = self.socket_connect_timeout or 2.0
+                found = _sentinels[self] = redis.sentinel.Sentinel([])
+                found.sentinels = [
+                    RedisURL(
+                        host=host,
+                        port=port,
+                        username=self.sentinel_username,
+                        password=self.sentinel_password,
+                        socket_timeout=timeout,
+                        socket_connect_timeout=timeout,
+                    ).redis_client()
+                    for host, port in self.sentinels
+                ]
+            return found
 
     def discover_master(self) -> tuple:
-        """(host, port) of the service's master, as the first sentinel that knows it says.
+        """(host, port) of the service's master, as the first sentinel that sees it up says (redis-py's).
 
         SentinelError (a ConnectionError) saying what each sentinel answered if none does.
         """
-        answers = []
-        for sentinel in self.sentinel_urls():
-            client = _sentinel_client(sentinel)
-            try:
-                reply = client.execute_command("SENTINEL", "get-master-addr-by-name", self.service)
-            except redis.exceptions.RedisError as error:
-                client.connection_pool.disconnect()
-                answers.append(f"{_bracketed(sentinel.host)}:{sentinel.port}: {without_url(str(error))}")
-                continue
-            if reply:
-                host, port = (part.decode("utf8") if isinstance(part, bytes) else str(part) for part in reply[:2])
-                return host, int(port)
-            answers.append(f"{sentinel.host}:{sentinel.port} knows no service {self.service!r}")
-        raise SentinelError(f"no sentinel named the master of {self.service!r}: {'; '.join(answers)}")
+        try:
+            return self.sentinel().discover_master(self.service)
+        except MasterNotFoundError as error:
+            raise SentinelError(self.no_master(error)) from error
 
-    def ssl_context(self) -> Optional[ssl.SSLContext]:
-        """The TLS settings of the URL for the standard library; None for redis://."""
-        if not self.tls:
-            return None
-        # The system trust store unless a CA file is named (create_default_context loads it).
-        context = ssl.create_default_context(cafile=self.ca_certs)
-        # Python 3.13 turned on strict RFC 5280 checks and partial chains; daphne's OpenSSL path and
-        # Python 3.11/3.12 have neither, and a URL must be accepted or refused alike everywhere.
-        context.verify_flags &= ~(ssl.VERIFY_X509_STRICT | ssl.VERIFY_X509_PARTIAL_CHAIN)
-        context.check_hostname = self.check_hostname
-        context.verify_mode = CERT_REQS[self.cert_reqs]
-        if self.certfile:
-            context.load_cert_chain(self.certfile, self.keyfile)
-        return context
+    def no_master(self, error: MasterNotFoundError) -> str:
+        return f"no sentinel named the master of {self.service!r} ({error})"
 
     # txredisapi (Twisted)
 
@@ -303,18 +311,9 @@ def _bracketed(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-# One kept-open client per sentinel and credentials, shared by every pool and thread of the process:
-# the pools ask every second, and a connection each time would be churn for the sentinels.
-_sentinel_clients: dict = {}
-_sentinel_clients_lock = threading.Lock()
-
-
-def _sentinel_client(sentinel: "RedisURL"):
-    with _sentinel_clients_lock:
-        client = _sentinel_clients.get(sentinel)
-        if client is None:
-            client = _sentinel_clients[sentinel] = sentinel.redis_client()
-        return client
+# One redis.sentinel.Sentinel per URL, shared by every pool and thread of the process (RedisURL.sentinel).
+_sentinels: dict = {}
+_sentinels_lock = threading.Lock()
 
 
 class SentinelError(redis.exceptions.ConnectionError):
@@ -532,20 +531,19 @@ def _parse_sentinel(parts) -> RedisURL:
 # redis-py
 
 
-class RedisConnection(Connection):
-    """redis-py's Connection, with TLS from the URL's ssl.SSLContext and one-line errors.
+class _SaysWhatWentWrong:
+    """Mixin over redis-py's connection classes: each error in one line naming the masked URL and the cause.
 
-    Each error names the masked URL and the cause: an unknown host, a refused or timed-out
-    connection, a certificate that is not trusted or names another host, a TLS handshake that
-    fails, a plain connection to a TLS-only port, refused credentials. AUTH (with the ACL user
-    name) and SELECT are redis-py's.
+    An unknown host, a refused or timed-out connection, a certificate that is not trusted or names
+    another host, a TLS handshake that fails, a plain connection to a TLS-only port, refused
+    credentials: redis-py says "Error 111 connecting to host:port" or the bare reply; this says
+    which URL (masked) and what to try.
     """
 
-    def __init__(self, *, redis_url: RedisURL, ssl_context: Optional[ssl.SSLContext] = None, **kwargs: Any):
-        super().__init__(**kwargs)
+    def __init__(self, *, redis_url: RedisURL, **kwargs: Any):
         self.redis_url = redis_url
-        self.ssl_context = ssl_context
         self._answered = False
+        super().__init__(**kwargs)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}({self.redis_url.masked})>"
@@ -563,35 +561,6 @@ class RedisConnection(Connection):
         except OSError as error:
             raise redis.exceptions.ConnectionError(f"{url}: cannot connect ({error.strerror or error})") from error
         self._answered = False
-        if self.ssl_context is None:
-            return sock
-        # The handshake is part of connecting: it gets the connect timeout, then commands theirs.
-        sock.settimeout(self.socket_connect_timeout)
-        try:
-            sock = self.ssl_context.wrap_socket(sock, server_hostname=url.host)
-        except ssl.SSLCertVerificationError as error:
-            sock.close()
-            raise redis.exceptions.ConnectionError(
-                f"{url}: TLS certificate refused: {error.verify_message} (name the CA that signed it with "
-                "ssl_ca_certs=PATH; for a self-signed certificate, ssl_cert_reqs=none)"
-            ) from error
-        except ssl.SSLError as error:
-            sock.close()
-            reason = str(error.reason or error)
-            raise redis.exceptions.ConnectionError(
-                f"{url}: TLS handshake failed: {reason} {tls_failure_hint(reason)}"
-            ) from error
-        except TimeoutError as error:
-            sock.close()
-            raise redis.exceptions.TimeoutError(
-                f"{url}: no TLS handshake within {self.socket_connect_timeout}s (does the port speak TLS?)"
-            ) from error
-        except OSError as error:
-            sock.close()
-            raise redis.exceptions.ConnectionError(
-                f"{url}: TLS handshake failed: {error.strerror or error} (does the port speak TLS?)"
-            ) from error
-        sock.settimeout(self.socket_timeout)
         return sock
 
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
@@ -628,7 +597,7 @@ class RedisConnection(Connection):
             return error  # Said by _connect or read_response already.
         if self._answered or isinstance(error, redis.exceptions.TimeoutError):
             return type(error)(f"{url}: {error}")
-        if self.ssl_context is None:
+        if not url.tls:
             # A TLS-only port closes a plaintext connection without a word.
             return redis.exceptions.ConnectionError(
                 f"{url}: the server closed the connection before answering ({error}); "
@@ -643,6 +612,37 @@ class RedisConnection(Connection):
         )
 
 
+class RedisConnection(_SaysWhatWentWrong, Connection):
+    """redis-py's Connection (redis://), saying what went wrong in one line."""
+
+
+class RedisTLSConnection(_SaysWhatWentWrong, SSLConnection):
+    """redis-py's SSLConnection (rediss://), saying what went wrong in one line, the handshake's failures too."""
+
+    def _wrap_socket_with_ssl(self, sock: socket.socket) -> socket.socket:
+        url = self.redis_url
+        try:
+            return super()._wrap_socket_with_ssl(sock)
+        except ssl.SSLCertVerificationError as error:
+            raise redis.exceptions.ConnectionError(
+                f"{url}: TLS certificate refused: {error.verify_message} (name the CA that signed it with "
+                "ssl_ca_certs=PATH; for a self-signed certificate, ssl_cert_reqs=none)"
+            ) from error
+        except ssl.SSLError as error:
+            reason = str(error.reason or error)
+            raise redis.exceptions.ConnectionError(
+                f"{url}: TLS handshake failed: {reason} {tls_failure_hint(reason)}"
+            ) from error
+        except TimeoutError as error:
+            raise redis.exceptions.TimeoutError(
+                f"{url}: no TLS handshake within {self.socket_connect_timeout}s (does the port speak TLS?)"
+            ) from error
+        except OSError as error:
+            raise redis.exceptions.ConnectionError(
+                f"{url}: TLS handshake failed: {error.strerror or error} (does the port speak TLS?)"
+            ) from error
+
+
 # Errors that mean the connection reached a server that is no longer (or not yet) the master.
 NOT_MASTER = re.compile(r"\bREADONLY\b|\bUNBLOCKED\b|\bMASTERDOWN\b")
 
@@ -652,101 +652,82 @@ def not_master(error: Any) -> bool:
     return bool(NOT_MASTER.search(redis_said(error)))
 
 
-class SentinelRedisConnection(RedisConnection):
-    """RedisConnection to the master the sentinels of a redis+sentinel:// URL name at each connect.
+class SentinelRedisConnection(_SaysWhatWentWrong, SentinelManagedConnection):
+    """redis-py's SentinelManagedConnection, saying in one line (masked) when no sentinel names the master.
 
-    A connection that finds a replica there, or that is told READONLY (or UNBLOCKED, from a master
-    demoted under a BLPOP), is closed and raises ConnectionError: redis-py retries the command once
-    on a new connection, which asks the sentinels again, and the callers that ride out outages
-    (runworker, daphne) ride out the rest of a failover.
+    redis-py asks the sentinels at each connect, and closes a connection told READONLY or
+    UNBLOCKED (a master demoted under a BLPOP) with a ConnectionError: the command is retried once
+    on a new connection, which asks again, and the callers that ride out outages (runworker,
+    daphne) ride out the rest of a failover.
     """
 
-    def _connect(self) -> socket.socket:
+    def _connect_retry(self) -> None:
         try:
-            self.host, self.port = self.redis_url.discover_master()
-        except SentinelError as error:
-            raise SentinelError(f"{self.redis_url}: {error}") from error
-        return super()._connect()
+            super()._connect_retry()
+        except MasterNotFoundError as error:
+            raise SentinelError(f"{self.redis_url}: {self.redis_url.no_master(error)}") from error
 
-    def on_connect_check_health(self, check_health: bool = True) -> None:
-        super().on_connect_check_health(check_health)
-        self.send_command("ROLE", check_health=False)
-        try:
-            role = self.read_response()
-        except redis.exceptions.ResponseError:
-            return  # An ACL user without ROLE: READONLY will tell instead.
-        name = role[0].decode("utf8") if isinstance(role[0], bytes) else role[0]
-        if name != "master":
-            raise redis.exceptions.ConnectionError(
-                f"{self.redis_url}: {self.host}:{self.port}, named master of {self.redis_url.service!r} by a "
-                f"sentinel, is a {name} (failover under way?)"
-            )
-
-    def read_response(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return super().read_response(*args, **kwargs)
-        except redis.exceptions.ResponseError as error:
-            if not not_master(error):
-                raise
-            self.disconnect()
-            raise redis.exceptions.ConnectionError(
-                f"{self.redis_url}: {self.host}:{self.port} is no longer the master ({error}): asking the sentinels"
-            ) from error
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        if self._sock is None:
+            # Through connect(), which asks the sentinels: redis-py's own lazy connect (its pool
+            # connects first) would go to the last master's address.
+            self.connect()
+        super().send_packed_command(command, check_health)
 
 
-class SentinelConnectionPool(ConnectionPool):
-    """A pool of SentinelRedisConnection that asks the sentinels again at most every RECHECK_SECONDS.
+class SentinelConnectionPool(ConnectionPool, redis.sentinel.SentinelConnectionPool):
+    """redis-py's Sentinel pool on the kit's short path, asking the sentinels again at most every RECHECK_SECONDS.
 
-    After a failover the old master keeps accepting writes until a sentinel turns it into a
-    replica, which can take ten seconds: a connection still open to it would write where nobody
-    reads. A connection handed out while the sentinels name another master is closed first, so
-    that it connects to the new one.
+    redis-py asks only when a connection connects. After a failover the old master keeps
+    accepting writes until a sentinel turns it into a replica, which can take ten seconds, and a
+    connection still open to it would write where nobody reads: so the pool asks every second
+    (redis-py then closes its idle connections if the master moved) and closes a connection it
+    hands out that is still open to another server.
     """
 
     RECHECK_SECONDS = 1.0
 
     def __init__(self, **kwargs: Any):
-        super().__init__(**kwargs)
-        self._master_lock = threading.Lock()
-        self._master: Optional[tuple] = None
-        self._master_checked = float("-inf")
-
-    def current_master(self) -> Optional[tuple]:
-        """The master the sentinels last named, asked again if that was over RECHECK_SECONDS ago."""
-        with self._master_lock:
-            if time.monotonic() - self._master_checked >= self.RECHECK_SECONDS:
-                self._master_checked = time.monotonic()
-                try:
-                    self._master = self.connection_kwargs["redis_url"].discover_master()
-                except SentinelError:
-                    pass  # The connection's own attempt says why.
-            return self._master
+        url = kwargs["redis_url"]
+        super().__init__(service_name=url.service, sentinel_manager=url.sentinel(), **kwargs)
+        self._recheck_lock = threading.Lock()
+        self._rechecked = float("-inf")
 
     def get_connection(self, command_name: Any = None, *keys: Any, **options: Any):
+        self._recheck()
         connection = super().get_connection(command_name, *keys, **options)
-        if connection._sock is not None:
-            master = self.current_master()
-            if master is not None and (connection.host, connection.port) != master:
-                connection.disconnect()
+        master = self.master_address
+        if connection._sock is not None and master is not None and (connection.host, connection.port) != master:
+            connection.disconnect()
         return connection
+
+    def _recheck(self) -> None:
+        with self._recheck_lock:
+            if time.monotonic() - self._rechecked < self.RECHECK_SECONDS:
+                return
+            self._rechecked = time.monotonic()
+        try:
+            self.get_master_address()
+        except redis.exceptions.ConnectionError:
+            pass  # The connection's own attempt says why.
 
 
 # txredisapi (Twisted)
 
 
-def _pem_blocks(path: str, kind: str) -> list:
-    with open(path, "rb") as pem:
-        data = pem.read()
-    return re.findall(rb"-----BEGIN " + kind + rb"-----.+?-----END " + kind + rb"-----", data, re.DOTALL)
-
-
 def _twisted_trust(ca_certs: str):
+    from cryptography.x509 import load_pem_x509_certificates
+    from OpenSSL.crypto import X509
     from twisted.internet import ssl as twisted_ssl
 
-    blocks = _pem_blocks(ca_certs, b"CERTIFICATE")
-    if not blocks:
-        raise ValueError(f"ssl_ca_certs={ca_certs}: no PEM certificate in the file")
-    return twisted_ssl.trustRootFromCertificates([twisted_ssl.Certificate.loadPEM(block) for block in blocks])
+    with open(ca_certs, "rb") as pem:
+        try:
+            certificates = load_pem_x509_certificates(pem.read())
+        except ValueError:
+            raise ValueError(f"ssl_ca_certs={ca_certs}: no PEM certificate in the file") from None
+    return twisted_ssl.trustRootFromCertificates(
+        [twisted_ssl.Certificate(X509.from_cryptography(certificate)) for certificate in certificates]
+    )
 
 
 def _twisted_client_certificate(certfile: str, keyfile: Optional[str]):
