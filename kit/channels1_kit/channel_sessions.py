@@ -61,6 +61,7 @@ class SessionStore(SessionBase):
         if self.session_key is not None:
             raw = self._read(self.session_key)
             if raw is not None:
+                self._found = self.session_key
                 return self.decode(raw)
         self._session_key = None
         return {}
@@ -81,6 +82,11 @@ class SessionStore(SessionBase):
         return super().decode(session_data)
 
     def exists(self, session_key: Optional[str]) -> bool:
+        # channels 1.1.8 loads a frame's session, then asks whether it exists: the session this
+        # store just read does, without a second GET per frame. (It may be deleted between the
+        # two, as it may after any read: save() then writes nothing, SET XX.)
+        if session_key is not None and session_key == getattr(self, "_found", None):
+            return True
         return session_key is not None and self._read(session_key) is not None
 
     def create(self) -> None:

@@ -44,7 +44,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
-from channels1_kit import periodic
+from channels1_kit import periodic, redis_client
 from channels1_kit.conf import channel_layer, setting
 
 logger = logging.getLogger(__name__)
@@ -206,9 +206,16 @@ return out
 )
 
 
+# KEYS: a socket's set of groups. ARGV: the group, the expiry (s). The socket's index of its groups,
+# in one call (it may live on another shard than the group's keys).
+SOCKET_ADD = """
+redis.call('SADD', KEYS[1], ARGV[1])
+return redis.call('EXPIRE', KEYS[1], ARGV[2])
+"""
+
 # Scripts by name, each registered once: EVALSHA with the body sent again only to a Redis that
 # does not know it (a restart), as redis-py's Script does.
-_SCRIPTS = {"join": JOIN, "leave": LEAVE, "reap": REAP}
+_SCRIPTS = {"join": JOIN, "leave": LEAVE, "reap": REAP, "socket_add": SOCKET_ADD}
 _registered: Dict[str, object] = {}
 
 
@@ -216,7 +223,8 @@ def _run(redis, name: str, keys: list, args: list):
     script = _registered.get(name)
     if script is None:
         script = _registered[name] = redis.register_script(_SCRIPTS[name])
-    return script(keys=keys, args=args, client=redis)
+    # The kit's short path: a join and a leave are on every chat join's and disconnect's way.
+    return redis_client.script(redis, script, keys, args)
 
 
 class _RedisStore:
@@ -237,10 +245,7 @@ class _RedisStore:
         expiry = max(int(self.layer.group_expiry), 1)
         announce, members, seq = _run(redis, "join", keys, [socket, user, group, int(now * 1000), expiry])
         redis, key = self._socket(socket)
-        pipe = redis.pipeline()
-        pipe.sadd(key, group)
-        pipe.expire(key, expiry)
-        pipe.execute()
+        _run(redis, "socket_add", [key], [group, expiry])
         return Change(group=group, user=user, members=int(members), seq=int(seq), announce=JOINED if announce else None)
 
     def leave(self, group: str, socket: str, now: float, grace: float) -> Optional[Change]:
@@ -248,7 +253,7 @@ class _RedisStore:
         args = [socket, group, int(now * 1000), int(grace * 1000)]
         announce, user, members, seq = _run(redis, "leave", keys[:4], args)
         redis, key = self._socket(socket)
-        redis.srem(key, group)
+        redis_client.command(redis, "SREM", key, group)
         if not user:
             return None
         user = user.decode("utf8") if isinstance(user, bytes) else user
@@ -256,11 +261,11 @@ class _RedisStore:
 
     def groups_of(self, socket: str) -> List[str]:
         redis, key = self._socket(socket)
-        return sorted(member.decode("utf8") for member in redis.smembers(key))
+        return sorted(member.decode("utf8") for member in redis_client.command(redis, "SMEMBERS", key))
 
     def forget_socket(self, socket: str) -> None:
         redis, key = self._socket(socket)
-        redis.delete(key)
+        redis_client.command(redis, "DEL", key)
 
     def counts(self, groups: List[str]) -> Dict[str, Tuple[int, int]]:
         found = {}

@@ -169,3 +169,31 @@ def test_a_daphne_renews_its_open_sockets_sessions_once_a_third_of_their_expiry_
     assert channel_sessions.refresh(layer, daphne, [open_], now=1030.0) == 1
     assert redis.ttl(key(open_)) > 80
     layer.flush()
+
+
+@override_settings(CHANNEL_SESSION_ENGINE="channels1_kit.channel_sessions")
+def test_a_frames_session_is_read_once_from_redis(redis_server, monkeypatch):
+    """channels loads a frame's session and then asks whether it exists: one GET, not two."""
+    import redis
+
+    layer = FanoutRedisChannelLayer(hosts=[redis_server.url], prefix="sessions-reads:")
+    monkeypatch.setattr(channel_sessions, "channel_layer", lambda: layer)
+    key = channel_sessions.session_key_for(REPLY)
+    made = socket_store(key)
+    made["rooms"] = [7]
+    made.save(must_create=True)
+    stats = redis.Redis(port=redis_server.port)
+
+    def gets() -> int:
+        return int(stats.info("commandstats").get("cmdstat_get", {}).get("calls", 0))
+
+    before = gets()
+    session = session_for_reply_channel(REPLY)
+    assert session.exists(session.session_key)
+    assert session["rooms"] == [7]
+    assert gets() - before == 1
+    # A key it did not read is still asked about, and one deleted meanwhile is not found.
+    assert not session.exists("chn" + "z" * 29)
+    channel_sessions.SessionStore().delete(key)
+    assert not socket_store(key).exists(key)
+    layer.flush()
