@@ -234,6 +234,7 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
         self._deliver = connection.register_script(lua.DELIVER)
         self._send_group_script = connection.register_script(lua.SEND_GROUP)
         self._group_members = connection.register_script(lua.GROUP_MEMBERS)
+        self._group_add = connection.register_script(lua.GROUP_ADD)
         self._take = connection.register_script(lua.TAKE)
 
     # Serialization: asgi_redis's calls msgpack 0.5's unpackb(encoding=), which msgpack 1.0 removed.
@@ -253,12 +254,10 @@ class FanoutRedisChannelLayer(RedisChannelLayer):
         """Adds channel to group for group_expiry seconds, in one round trip (asgi_redis took two)."""
         assert self.valid_group_name(group), "Group name not valid"
         assert self.valid_channel_name(channel), "Channel name not valid"
+        # One script on the kit's short path: a chat join and every liveblog connect add a member.
+        connection = self.connection(self.consistent_hash(group))
         key = self._group_key(group)
-        adding = self.connection(self.consistent_hash(group)).pipeline(transaction=False)
-        adding.zadd(key, {channel: time.time()})
-        # Everything in the group expires before group_expiry: so may the group's key.
-        adding.expire(key, self.group_expiry)
-        adding.execute()
+        redis_client.script(connection, self._group_add, [key], [channel, time.time(), self.group_expiry])
 
     def get_capacity(self, channel: str) -> int:
         for pattern, capacity in self.channel_capacity:

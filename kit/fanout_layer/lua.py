@@ -153,6 +153,14 @@ return finish()
 """
 )
 
+# Adds a member to a group; the group's key lives as long as its newest member (nothing in it
+# outlives group_expiry). KEYS[1]: group key. ARGV[1]: the channel, ARGV[2]: now (its score),
+# ARGV[3]: group_expiry (s).
+GROUP_ADD = """
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+return redis.call('EXPIRE', KEYS[1], ARGV[3])
+"""
+
 # A group's live members: drops the expired ones and lists the rest in one round trip.
 # KEYS[1]: group key. ARGV[1]: membership cutoff.
 GROUP_MEMBERS = """

@@ -33,6 +33,19 @@ def test_unread_messages_expire_after_expiry(make_layer, redis_one):
     assert sorted(client.keys(layer.prefix + "*")) == [layer._group_key("room"), lane_reader_key(layer, DAPHNE)]
 
 
+def test_a_group_member_is_kept_with_its_time_and_the_group_key_for_group_expiry(make_layer, redis_one):
+    layer = make_layer(group_expiry=300)
+    before = time.time()
+    layer.group_add("room", DAPHNE + "socket")
+
+    client = raw_client(redis_one)
+    key = layer._group_key("room")
+    assert before <= client.zscore(key, DAPHNE + "socket") <= time.time()
+    assert 298 <= client.ttl(key) <= 300
+    layer.group_discard("room", DAPHNE + "socket")
+    assert client.zcard(key) == 0
+
+
 def test_a_message_read_in_time_is_not_lost_to_expiry_of_another(make_layer):
     layer = make_layer(expiry=2)
     layer.send("http.request", {"value": "old"})
