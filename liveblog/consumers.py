@@ -5,6 +5,7 @@ import time
 from channels import Group
 from channels.security.websockets import allowed_hosts_only
 
+from channels1_kit import streams
 from channels1_kit.websocket import (
     CLOSE_NOT_FOUND,
     ClientError,
@@ -16,6 +17,7 @@ from channels1_kit.websocket import (
 )
 
 from . import frames, selectors
+from .models import STREAM
 
 
 def _since(message) -> int:
@@ -32,8 +34,9 @@ def _since(message) -> int:
 # another site's page has no business holding sockets on this one.
 #
 # No channel session: the stream keeps nothing per socket (its disconnect finds the group from
-# the slug), so a page that reconnects costs no session read, create and write. A reconnect
-# that missed nothing is one query and two Redis calls (the group, the accept).
+# the slug), so a page that reconnects costs no session read, create and write. Most
+# reconnects do not come here at all: their daphne accepts them and sends the changes they
+# missed from the liveblog's recent ones in Redis (channels1_kit.streams, registered in apps.py).
 @allowed_hosts_only
 def stream_connect(message, slug: str) -> None:
     liveblog = selectors.liveblog_head(slug=slug)
@@ -46,6 +49,9 @@ def stream_connect(message, slug: str) -> None:
     # between then arrives twice (the page drops the repeat by seq) rather than never.
     Group(liveblog.group_name).add(message.reply_channel)
     accept(message.reply_channel)
+    # The head as read (a head only moves forward): the daphnes answer the next reconnects of
+    # pages that miss nothing themselves, also after a Redis that restarted empty forgot it.
+    streams.publish(STREAM, key=slug, group=liveblog.group_name, seq=liveblog.seq)
     try:
         since = _since(message)
     except ClientError as error:

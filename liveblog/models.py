@@ -1,6 +1,9 @@
 from django.db import models
 from django.urls import reverse
 
+# The kit's name of the liveblog stream (channels1_kit.streams), whose key is the slug.
+STREAM = "liveblog"
+
 
 class Liveblog(models.Model):
     title = models.CharField(max_length=200)

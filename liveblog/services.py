@@ -3,10 +3,11 @@
 from django.db import transaction
 from django.db.models import F
 
+from channels1_kit import streams
 from channels1_kit.websocket import CLOSE_NOT_FOUND, broadcast_on_commit
 
 from . import frames
-from .models import Liveblog, Post, PostDeletion
+from .models import STREAM, Liveblog, Post, PostDeletion
 
 
 def _broadcast(liveblog: Liveblog, payload: dict) -> None:
@@ -14,6 +15,15 @@ def _broadcast(liveblog: Liveblog, payload: dict) -> None:
     # broadcast that fails (Redis down) is logged, and the save still succeeds: open pages
     # get the change from their catch-up (`since`) when they reconnect.
     broadcast_on_commit(liveblog.group_name, payload)
+
+
+def _change_on_commit(liveblog: Liveblog, seq: int, payload: dict) -> None:
+    """After the commit: the change to the liveblog's head and log for the daphnes (which catch up
+    a reconnecting page from it), then to the open pages. In that order: a page a daphne accepts
+    without this change is in the group before its broadcast."""
+    slug, group = liveblog.slug, liveblog.group_name
+    transaction.on_commit(lambda: streams.publish(STREAM, key=slug, group=group, seq=seq, frame=payload))
+    _broadcast(liveblog, payload)
 
 
 def _clean_body(body: str) -> str:
@@ -39,7 +49,7 @@ def post_create(*, liveblog: Liveblog, body: str) -> Post:
     body = _clean_body(body)
     seq = _next_seq(liveblog)
     post = Post.objects.create(liveblog=liveblog, body=body, created_seq=seq, seq=seq)
-    _broadcast(liveblog, frames.post_event(frames.POST_CREATED, post))
+    _change_on_commit(liveblog, seq, frames.post_event(frames.POST_CREATED, post))
     return post
 
 
@@ -48,7 +58,7 @@ def post_update(*, post: Post, body: str) -> Post:
     post.body = _clean_body(body)
     post.seq = _next_seq(post.liveblog)
     post.save(update_fields=["body", "updated", "seq"])
-    _broadcast(post.liveblog, frames.post_event(frames.POST_UPDATED, post))
+    _change_on_commit(post.liveblog, post.seq, frames.post_event(frames.POST_UPDATED, post))
     return post
 
 
@@ -58,7 +68,7 @@ def post_delete(*, post: Post) -> None:
     seq = _next_seq(liveblog)
     PostDeletion.objects.create(liveblog=liveblog, post_id=post_id, seq=seq)
     post.delete()
-    _broadcast(liveblog, frames.post_deleted(post_id, seq=seq))
+    _change_on_commit(liveblog, seq, frames.post_deleted(post_id, seq=seq))
 
 
 def liveblog_create(*, title: str, slug: str) -> Liveblog:
@@ -69,8 +79,14 @@ def liveblog_create(*, title: str, slug: str) -> Liveblog:
 def liveblog_update(*, liveblog: Liveblog, title: str, slug: str) -> Liveblog:
     """Renames it. Open pages keep their sockets (groups go by primary key) and are told the
     new address, which they reconnect to from then on."""
+    old_slug = Liveblog.objects.values_list("slug", flat=True).get(pk=liveblog.pk)
     liveblog.title, liveblog.slug = title, slug
     liveblog.save(update_fields=["title", "slug"])
+    if old_slug != slug:
+        # Pages on the old address go to the workers (and are told it is gone); the first
+        # connect on the new one publishes its head.
+        group = liveblog.group_name
+        transaction.on_commit(lambda: streams.forget(STREAM, key=old_slug, group=group))
     _broadcast(liveblog, frames.liveblog_renamed(liveblog))
     return liveblog
 
@@ -83,4 +99,6 @@ def liveblog_delete(*, liveblog: Liveblog) -> None:
     With Redis down the pages find the liveblog gone (4404) when they reconnect."""
     group_name, slug = liveblog.group_name, liveblog.slug
     liveblog.delete()
+    # No daphne accepts a page of it any more; then the open ones are told.
+    transaction.on_commit(lambda: streams.forget(STREAM, key=slug, group=group_name))
     broadcast_on_commit(group_name, frames.liveblog_deleted(slug), close=CLOSE_NOT_FOUND)

@@ -73,6 +73,9 @@ DEFAULTS: Dict[str, Any] = {
     # daphne: handshakes it lets wait for a worker at once; past that, a new one is told when to
     # come back (4013) instead of queuing behind them past daphne's 5 s connect timeout. 0: no limit.
     "CONNECT_PENDING_LIMIT": 200,
+    # daphne: accept a registered stream's page already at the stream's head itself, with no
+    # worker (channels1_kit/streams.py). False: every handshake goes to the workers.
+    "DIRECT_STREAMS": True,
     # runworker: on SIGTERM, finish the message in hand before exiting.
     "GRACEFUL_STOP": True,
     # runworker: wait for Redis through an outage instead of exiting.

@@ -47,7 +47,7 @@ import redis
 from autobahn.websocket.types import ConnectionDeny
 from twisted.internet import defer, task
 
-from channels1_kit import drain, redis_urls, sockets
+from channels1_kit import drain, redis_urls, sockets, streams
 from channels1_kit.client_budgets import (
     AWAY,
     CLOSE_GO_AWAY,
@@ -86,6 +86,8 @@ class InterfaceLayer:
         self._draining = False
         # Handshakes sent to the workers and not answered yet: {reply channel: when sent}.
         self._pending: Dict[str, float] = {}
+        # Sockets of a stream accepted here (channels1_kit/streams.py): {reply channel: group}.
+        self._direct: Dict[str, str] = {}
         self._run_ids: Optional[List[str]] = None
         self._redis_down = False
         # The cause of the last send Redis refused, until a heartbeat finds Redis usable again.
@@ -137,6 +139,8 @@ class InterfaceLayer:
             if decision.verdict != PASS:
                 self._turn_away(reply_channel, decision)
                 return
+            if self._accept_up_to_date(reply_channel, message, decision):
+                return
         elif channel == "websocket.receive":
             order = self._admit_frame(reply_channel, int(message.get("order", 0)))
             if order is None:
@@ -147,6 +151,13 @@ class InterfaceLayer:
         elif channel == "websocket.disconnect":
             # Gone whether or not Redis takes the message: the sweep finds it missing.
             self._sockets.discard(reply_channel)
+            group = self._direct.pop(reply_channel, None)
+            if group is not None:
+                # Accepted here: its disconnect is here too, and no worker heard of the socket.
+                self._clients.closed(reply_channel)
+                self._budget.forget(reply_channel)
+                self._leave_direct(reply_channel, group)
+                return
             waited_since = self._pending.pop(reply_channel, None)
             self._clients.closed(reply_channel)
             if (
@@ -207,6 +218,39 @@ class InterfaceLayer:
             self._clients.opened(reply_channel, decision.identities)
             self._pending[reply_channel] = self._now()
             self._load.wanted()
+
+    def _accept_up_to_date(self, reply_channel: str, message: dict, decision: Decision) -> bool:
+        """A stream's page its stream's log can catch up: put in its group, accepted and caught up here
+        (channels1_kit/streams.py)."""
+        try:
+            joined = streams.join_if_caught_up(self._layer, message)
+        except redis.exceptions.RedisError as error:
+            if not redis_trouble(error):
+                raise
+            return False  # The workers' way says what is wrong with Redis.
+        if joined is None:
+            return False
+        self._direct[reply_channel] = joined.group
+        self._sockets.add(reply_channel)
+        self._clients.opened(reply_channel, decision.identities)
+
+        def answer() -> None:
+            self._answer(reply_channel, {"accept": True})
+            for text in joined.texts:
+                self._answer(reply_channel, {"text": text})
+
+        # daphne makes the handshake's Deferred after this send returns: the answer waits a turn.
+        self._later(answer)
+        return True
+
+    def _leave_direct(self, reply_channel: str, group: str) -> None:
+        try:
+            self._layer.group_discard(group, reply_channel)
+        except redis.exceptions.RedisError as error:
+            if not redis_trouble(error):
+                raise
+            # The sweep takes it out: the socket is in no daphne's snapshot any more.
+            logger.debug("%s could not leave %s (%s): left to the sweep", reply_channel, group, error)
 
     def _admit_frame(self, reply_channel: str, order: int) -> Optional[int]:
         """The frame's order as the workers must see it, or None: refused by its socket's budget or its client's."""

@@ -1,5 +1,7 @@
 """The liveblog through real daphne, runworker and Redis processes."""
 
+import signal
+
 import pytest
 import websocket
 
@@ -92,3 +94,31 @@ def test_edited_and_deleted_posts_reach_every_open_stream_on_both_daphnes(stack,
         f"import json\nfrom liveblog.models import Post\nprint(json.dumps(Post.objects.filter(id={post_id}).exists()))"
     )
     assert still_there is False
+
+
+def test_reconnecting_pages_are_accepted_and_caught_up_by_their_daphne_while_no_worker_runs(stack, liveblog):
+    """channels1_kit.streams: each post's commit published it to the liveblog's log in Redis, so a
+    page back at the latest post, or a few behind it, is put in the group, accepted and caught up
+    by daphne. A page the log cannot catch up (here: ahead of the liveblog) waits for a worker."""
+    _, seen = create_numbered_post(stack, liveblog, "the head")
+    for worker in stack.workers:
+        worker.send_signal(signal.SIGSTOP)
+    try:
+        pages = [Socket(stack.ws_url(f"/liveblog/{liveblog}/stream/?since={seen}", daphne=i)) for i in range(2)]
+        post_id, latest = create_numbered_post(stack, liveblog, "while the workers are stopped")
+        for page in pages:
+            assert page.recv_until(lambda f: f.get("type") == "post.created")["post"]["id"] == post_id
+            page.close()
+        behind = Socket(stack.ws_url(f"/liveblog/{liveblog}/stream/?since={seen}", daphne=1))
+        assert behind.recv_until(lambda f: f.get("type") == "post.created")["post"]["id"] == post_id
+        assert behind.recv_until(lambda f: f.get("type") == "liveblog.synced")["seq"] == latest
+        behind.close()
+        with pytest.raises(websocket.WebSocketException):
+            Socket(stack.ws_url(f"/liveblog/{liveblog}/stream/?since={latest + 5}"), timeout=2)
+    finally:
+        for worker in stack.workers:
+            worker.send_signal(signal.SIGCONT)
+    # The workers set a page ahead back to the liveblog's latest change.
+    ahead = Socket(stack.ws_url(f"/liveblog/{liveblog}/stream/?since={latest + 5}"))
+    assert ahead.recv_until(lambda f: f.get("type") == "liveblog.synced")["seq"] == latest
+    ahead.close()
