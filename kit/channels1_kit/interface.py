@@ -23,6 +23,9 @@ would never hear another broadcast. InterfaceLayer wraps the configured layer an
   sockets and frames per session and per address. A handshake over budget is refused with 429
   and Retry-After, or, for a client sent away, answered here and closed with 4430: either way
   its websocket.connect never enters Redis, and nothing of that socket after it;
+* accepts a registered stream's page whose `since` the stream's log in Redis covers, and
+  sends it what it missed, itself (channels1_kit/streams.py): no worker hears of that socket's
+  connect or disconnect;
 * keeps a frame larger than CHANNELS1_KIT_MAX_FRAME_BYTES out of Redis: the worker gets its
   size in its place and answers "frame-too-large";
 * on SIGTERM stops listening and closes its sockets in slices over CHANNELS1_KIT_DRAIN_SECONDS,

@@ -72,7 +72,7 @@ class ConnectionPool(redis.ConnectionPool):
             self._available_connections.append(connection)
 
     def __repr__(self) -> str:
-        # redis-py's shows every connection keyword argument, the password among them.
+        # redis-py's lists every connection keyword argument (the password redacted): the URL says it shorter.
         url = self.connection_kwargs.get("redis_url")
         shown = (
             url.masked

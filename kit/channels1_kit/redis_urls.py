@@ -39,8 +39,9 @@ and this module does:
 * a Sentinel pool that asks the sentinels again every second, not only when a connection
   connects (redis-py's keeps an open connection writing to a demoted master until it is told
   READONLY);
-* every string form of a URL masks the password (``redis://user:***@host:6379/0``; redis-py's
-  pool repr shows it), and errors name the masked URL and the cause in one line.
+* every string form of a URL masks the password (``redis://user:***@host:6379/0``; redis-py 8
+  redacts it in its reprs but names no URL), and errors name the masked URL and the cause in
+  one line (redis-py says "Error 111 connecting to host:port", or Redis's bare reply).
 """
 
 import re

@@ -2,6 +2,8 @@
 catch-up of edits and deletions by change number, a renamed slug, a deleted liveblog, and the
 deploy that moved the groups from slugs to primary keys."""
 
+import signal
+
 import pytest
 
 from tests.integration.clients import ChangeCursor, Socket
@@ -32,32 +34,46 @@ def stream(stack, slug: str, since=None, daphne: int = 0) -> Socket:
     return Socket(stack.ws_url(f"/liveblog/{slug}/stream/{query}", daphne=daphne))
 
 
-def test_a_page_away_during_creations_edits_and_deletions_gets_each_in_order(stack):
-    make_liveblog(stack, "changes")
-    kept, edited, deleted = (create_post(stack, "changes", body) for body in ("kept", "draft", "mistake"))
-    page = stream(stack, "changes", since=0)
+# Away: an edit, a deletion, a new post edited twice, on whichever worker takes each.
+AWAY = (
+    "services.post_update(post=Post.objects.get(id={edited}), body='final')\n"
+    "services.post_delete(post=Post.objects.get(id={deleted}))\n"
+    "new = services.post_create(liveblog=blog, body='new')\n"
+    "services.post_update(post=new, body='new, edited')\n"
+    "services.post_update(post=new, body='new, edited twice')\n"
+)
+
+
+def open_page_at_three_posts(stack, slug: str):
+    make_liveblog(stack, slug)
+    posts = [create_post(stack, slug, body) for body in ("kept", "draft", "mistake")]
+    page = stream(stack, slug, since=0)
     cursor = ChangeCursor()
     for _ in range(3):
         cursor.saw(page.recv_until(lambda f: f.get("type") == "post.created"))
     cursor.saw(page.recv_until(lambda f: f.get("type") == "liveblog.synced"))
     assert cursor.value == 3
     page.close()
+    return posts, cursor
 
-    # Away: an edit, a deletion, a new post edited twice, on whichever worker takes each.
+
+def test_a_page_away_during_creations_edits_and_deletions_gets_each_in_order(stack):
+    """Further behind than the liveblog's log in Redis (channels1_kit.streams keeps its last 100
+    changes): a worker catches it up from the database, each post once, as it stands now."""
+    (kept, edited, deleted), cursor = open_page_at_three_posts(stack, "changes")
     new = change(
         stack,
         "changes",
-        f"services.post_update(post=Post.objects.get(id={edited}), body='final')\n"
-        f"services.post_delete(post=Post.objects.get(id={deleted}))\n"
-        "new = services.post_create(liveblog=blog, body='new')\n"
-        "services.post_update(post=new, body='new, edited')\n"
-        "services.post_update(post=new, body='new, edited twice')\n"
+        AWAY.format(edited=edited, deleted=deleted)
+        + "for n in range(100):\n    services.post_create(liveblog=blog, body=f'filler {n}')\n"
         "print(json.dumps(new.id))\n",
     )
 
     back = stream(stack, "changes", since=cursor.value, daphne=1)
     synced = back.recv_until(lambda f: f.get("type") == "liveblog.synced")
     replayed = [frame for frame in back.frames if frame.get("type", "").startswith("post.")]
+    fillers = replayed[3:]
+    replayed = replayed[:3]
     assert [(f["type"], f["post"]["id"]) for f in replayed] == [
         ("post.updated", edited),
         ("post.deleted", deleted),
@@ -65,16 +81,48 @@ def test_a_page_away_during_creations_edits_and_deletions_gets_each_in_order(sta
     ]
     assert [f["post"].get("body") for f in replayed] == ["final", None, "new, edited twice"]
     assert [f["seq"] for f in replayed] == [4, 5, 8]
-    assert synced["seq"] == 8
-    assert kept not in [f["post"]["id"] for f in replayed]
-    for frame in [*replayed, synced]:
+    assert [f["post"]["body"] for f in fillers] == [f"filler {n}" for n in range(100)]
+    assert synced["seq"] == 108
+    assert kept not in [f["post"]["id"] for f in replayed + fillers]
+    for frame in [*replayed, *fillers, synced]:
         cursor.saw(frame)
-    assert cursor.value == 8
+    assert cursor.value == 108
 
     # Live again: the next change arrives with the next number.
     later = create_post(stack, "changes", "later")
     frame = back.recv_until(lambda f: f.get("type") == "post.created" and f["post"]["id"] == later)
-    assert frame["seq"] == 9
+    assert frame["seq"] == 109
+    back.close()
+
+
+def test_a_page_the_log_covers_is_caught_up_by_its_daphne_change_by_change(stack):
+    """Within the liveblog's last changes: its daphne sends each change as it was broadcast, in
+    order, with no worker running; the page's rule (a post frame applies if its seq is above the
+    one shown for that post) leaves it as a worker's catch-up would."""
+    (kept, edited, deleted), cursor = open_page_at_three_posts(stack, "changes-near")
+    new = change(stack, "changes-near", AWAY.format(edited=edited, deleted=deleted) + "print(json.dumps(new.id))\n")
+
+    for worker in stack.workers:
+        worker.send_signal(signal.SIGSTOP)
+    try:
+        back = stream(stack, "changes-near", since=cursor.value, daphne=1)
+        synced = back.recv_until(lambda f: f.get("type") == "liveblog.synced")
+    finally:
+        for worker in stack.workers:
+            worker.send_signal(signal.SIGCONT)
+    replayed = [frame for frame in back.frames if frame.get("type", "").startswith("post.")]
+    assert [(f["type"], f["post"]["id"], f["seq"]) for f in replayed] == [
+        ("post.updated", edited, 4),
+        ("post.deleted", deleted, 5),
+        ("post.created", new, 6),
+        ("post.updated", new, 7),
+        ("post.updated", new, 8),
+    ]
+    assert replayed[-1]["post"]["body"] == "new, edited twice"
+    assert synced["seq"] == 8
+    for frame in [*replayed, synced]:
+        cursor.saw(frame)
+    assert cursor.value == 8
     back.close()
 
 
