@@ -454,11 +454,20 @@ async def fanout(
     result: dict = {"size": size, "room": room}
     await settle(target, limit=config.settle_limit)
     rss_before = sum(procstat.rss_bytes(pid) for pid in target.daphne_pids)
+    open_cpu_before = procstat.cpu_by_kind(target.pids)
+    open_client_before = time.process_time()
     opened = await open_many(
         specs, on_text=tally.on_text, concurrency=config.connect_concurrency, join_room=room, limit=open_limit
     )
     sockets: list[Socket] = opened.sockets
     result.update(_opened(opened))
+    # What opening (a handshake and a join, for each socket) cost each kind of process, the
+    # bench's own client included: the measured reason an opening takes as long as it does.
+    open_cpu = procstat.cpu_delta(open_cpu_before, procstat.cpu_by_kind(target.pids))
+    open_cpu["client"] = time.process_time() - open_client_before
+    result["open_cpu_ms_per_socket"] = {
+        kind: round(1000 * seconds / max(len(sockets), 1), 3) for kind, seconds in open_cpu.items()
+    }
     try:
         if not sockets:
             return result

@@ -2,7 +2,8 @@
 
 from typing import Iterable
 
-from .models import Message, Room
+from .models import Room
+from .selectors import MessageView
 
 JOINED = "joined"
 LEFT = "left"
@@ -12,12 +13,12 @@ ROOM_DELETED = "room.deleted"
 ROOM_RENAMED = "room.renamed"
 
 
-def message_payload(message: Message) -> dict:
+def message_payload(*, room: Room, message: MessageView) -> dict:
     return {
         "type": MESSAGE,
-        "room": message.room.slug,
+        "room": room.slug,
         "id": message.id,
-        "username": message.user.get_username(),
+        "username": message.username,
         "message": message.text,
         "created": message.created.isoformat(),
     }
@@ -28,13 +29,13 @@ def presence_notice(*, kind: str, room: Room, username: str, members: int, seq: 
     return {"type": kind, "room": room.slug, "username": username, "members": members, "seq": seq}
 
 
-def join_reply(*, room: Room, members: int, seq: int, messages: Iterable[Message]) -> dict:
+def join_reply(*, room: Room, members: int, seq: int, messages: Iterable[MessageView]) -> dict:
     return {
         "join": room.slug,
         "title": room.title,
         "members": members,
         "seq": seq,
-        "messages": [message_payload(message) for message in messages],
+        "messages": [message_payload(room=room, message=message) for message in messages],
     }
 
 
@@ -42,8 +43,8 @@ def leave_reply(*, room: Room) -> dict:
     return {"leave": room.slug}
 
 
-def history_reply(*, room: Room, messages: Iterable[Message]) -> dict:
-    return {"history": room.slug, "messages": [message_payload(message) for message in messages]}
+def history_reply(*, room: Room, messages: Iterable[MessageView]) -> dict:
+    return {"history": room.slug, "messages": [message_payload(room=room, message=message) for message in messages]}
 
 
 def presence_count(*, room: Room, members: int, seq: int) -> dict:

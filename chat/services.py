@@ -78,7 +78,7 @@ def room_join(*, room: Room, user: User, reply_channel: str) -> Joined:
     no one. Checked after the join: a delete that commits later forgets this join with the
     room's presence (room_delete), and the sweep drops whatever a race leaves of it."""
     change = presence.join(room.group_name, socket=reply_channel, user=str(user.pk))
-    if not Room.objects.filter(pk=room.pk).exists():
+    if not selectors.room_exists(pk=room.pk):
         presence.leave(room.group_name, socket=reply_channel)
         raise ClientError("room-not-found", "There is no such room.")
     Group(room.group_name).add(reply_channel)
@@ -122,7 +122,7 @@ def presence_announce(change: presence.Change) -> None:
 @transaction.atomic
 def message_send(*, room: Room, user: User, text: object) -> Message:
     message = Message.objects.create(room=room, user=user, text=_clean_text(text))
-    _broadcast_on_commit(room, frames.message_payload(message))
+    _broadcast_on_commit(room, frames.message_payload(room=room, message=selectors.message_view(message)))
     return message
 
 

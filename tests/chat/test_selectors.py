@@ -95,6 +95,29 @@ class SelectorTests(TestCase):
         self.assertEqual([m.id for m in selectors.message_history(room=self.general, limit=3)], ids[2:])
         self.assertEqual([m.id for m in selectors.message_history(room=self.general)], ids)
 
+    def test_a_room_read_by_slug_is_the_stored_room_with_every_field(self):
+        room = selectors.room_get_for_user(slug="staff", user=self.boss)
+        self.assertEqual((room.pk, room.title, room.slug, room.staff_only), (self.staff.pk, "Staff", "staff", True))
+        self.assertIs(room.staff_only, True)
+        self.assertFalse(room._state.adding)
+
+    def test_room_exists_until_deleted(self):
+        room = Room.objects.create(title="Brief", slug="brief")
+        pk = room.pk
+        self.assertTrue(selectors.room_exists(pk=pk))
+        room.delete()
+        self.assertFalse(selectors.room_exists(pk=pk))
+
+    def test_messages_read_as_the_orm_reads_them(self):
+        stored = Message.objects.create(room=self.general, user=self.bob, text="hello")
+        stored.refresh_from_db()
+        for view in (
+            selectors.message_history(room=self.general)[-1],
+            selectors.message_list_since(room=self.general, since_id=0)[-1],
+        ):
+            self.assertEqual(view, (stored.id, "hello", stored.created, "bob"))
+            self.assertEqual(view.created.isoformat(), stored.created.isoformat())
+
     def test_message_list_since_is_what_came_after_oldest_first_and_limited(self):
         ids = [Message.objects.create(room=self.general, user=self.alice, text=f"m{n}").id for n in range(5)]
         Message.objects.create(room=self.staff, user=self.boss, text="elsewhere")
