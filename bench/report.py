@@ -204,7 +204,7 @@ def evaluate(results: dict) -> list[list[str]]:
 
     rows += _issue_11_rows(project)
     rows += _issue_18_rows(project)
-    rows += _issue_19_rows(project)
+    rows += _issue_19_rows(project, cores=_get(results, "machine", "nproc"), peer=peer)
 
     # Deliveries per CPU-second against the peer, at the largest size.
     ours = _get(_fanout(project, largest), "deliveries_per_cpu_s")
@@ -403,14 +403,35 @@ def _issue_18_rows(project: dict) -> list[list[str]]:
     return rows
 
 
-def _issue_19_rows(project: dict) -> list[list[str]]:
+def _open_cost(crowd: dict, cores: int | None, peer: dict | None) -> str:
+    """Why opening the crowd took as long as it did: the CPU each open cost, by process, and the
+    time that CPU alone takes on this machine's cores."""
+    per = crowd.get("open_cpu_ms_per_socket")
+    if not per:
+        return "see the sockets table (each open is a handshake and a join)"
+    total = sum(per.values())
+    parts = ", ".join(f"{kind} {ms:.2f}" for kind, ms in per.items())
+    why = (
+        f"each open (a logged-in handshake and a join, each through Redis to a worker) cost {total:.1f} ms of "
+        f"CPU ({parts} ms)"
+    )
+    if cores:
+        floor = total * crowd["opened"] / 1000 / cores
+        why += f": {floor:.0f} s for {_n(crowd['opened'])} sockets with all {cores} cores busy and nothing waiting"
+    peer_open = _get(peer, "crowd", "open_seconds")
+    if peer_open is not None:
+        why += f" (the peer, whose consumers run in its daphne: {peer_open:.1f} s)"
+    return why
+
+
+def _issue_19_rows(project: dict, *, cores: int | None = None, peer: dict | None = None) -> list[list[str]]:
     rows = []
     crowd = project.get("crowd")
     if crowd and "open_seconds" in crowd:
         whole = crowd.get("opened") == crowd.get("size")
         measured = f"{_n(crowd.get('opened'))}/{_n(crowd.get('size'))} open in {crowd['open_seconds']:.1f} s"
         met = whole and crowd["open_seconds"] <= CROWD_OPEN_S
-        verdict = "**met**" if met else "**missed**: see the sockets table (each open is a handshake and a join)"
+        verdict = "**met**" if met else "**missed**: " + _open_cost(crowd, cores, peer)
         rows.append([f"{_n(crowd.get('size'))} sockets opened within {CROWD_OPEN_S:g} s", measured, verdict])
     restart = project.get("restart")
     if restart and "gap" in restart:
