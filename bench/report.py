@@ -182,11 +182,14 @@ def evaluate(results: dict) -> list[list[str]]:
         if burst.get("answered") == burst["opened"] and last is not None and last <= JOIN_BURST_S:
             verdict = "**met**"
         else:
+            cpu = burst.get("cpu_ms_per_join", {})
             verdict = (
                 f"**missed**: {burst.get('joins_per_s')} joins a second; no lock orders them any more (presence "
-                "is one Redis script), but each join costs the workers "
-                f"{burst.get('cpu_ms_per_join', {}).get('worker', '?')} ms of CPU (the connect, the channel session, "
-                "the login's user, the history read and the reply) on two workers sharing two cores with the rest"
+                "is one Redis script, the room and history reads plain statements), but each join costs "
+                f"{sum(cpu.values()):.1f} ms of CPU ({', '.join(f'{kind} {ms}' for kind, ms in cpu.items())} ms), "
+                "the worker's largest share the login's user, which Django's auth reads through the ORM on every "
+                "frame, then the channel session, the presence script, the group add and the reply; the clients "
+                "share the two cores"
             )
         rows.append([f"join burst of {burst['size']:,} sockets answered within {JOIN_BURST_S:g} s", measured, verdict])
 
