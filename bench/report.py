@@ -106,6 +106,17 @@ def _load_range(target: dict) -> str:
     return f"{min(loads):.1f}–{max(loads):.1f}" if loads else "—"
 
 
+def _gauge_range(results: dict) -> str:
+    """The speed gauge (bench.run.speed_gauge) over every phase of the run: least and most ms."""
+    gauges = [
+        phase["gauge_ms"]
+        for target in results["targets"].values()
+        for phase in target.get("phases", [])
+        if "gauge_ms" in phase
+    ]
+    return f"{min(gauges):g}–{max(gauges):g} ms" if gauges else "not taken"
+
+
 def _fully_measured(entry: dict | None) -> bool:
     return bool(entry) and entry.get("complete_messages") == entry.get("messages") and entry.get("messages")
 
@@ -857,7 +868,8 @@ def markdown(results: dict, images: dict[str, str | None], folder_name: str) -> 
         "",
         "The machine is a 2-core VM that the clients share with the servers, so latencies, and their",
         "tails most of all, move with whatever else runs (the load averages per phase are in the results",
-        "and the verdicts below). CPU time per delivery is the steadier figure.",
+        "and the verdicts below). CPU time per delivery is the steadier figure, though it moves with the",
+        "VM's speed too (the speed gauge under The machine, taken before each phase).",
         "",
         "## Targets (the project's layer)",
         "",
@@ -895,6 +907,11 @@ def markdown(results: dict, images: dict[str, str | None], folder_name: str) -> 
                 ["OS", machine.get("os", "")],
                 ["temporary files (SQLite database)", machine.get("tmp_filesystem", "")],
                 ["open-file limit", results["process"]["nofile_soft"]],
+                [
+                    "speed gauge before each phase (a fixed Python loop; lower is faster, and CPU per "
+                    "message moves with it)",
+                    _gauge_range(results),
+                ],
             ],
         ),
         "",

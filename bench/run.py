@@ -140,6 +140,22 @@ def revision() -> str:
         return "unknown"
 
 
+def speed_gauge() -> float:
+    """Milliseconds this process takes for a fixed piece of pure-Python work (the best of five).
+
+    The VM's speed drifts with its neighbours: the same join burst took 1.24 ms of worker CPU a
+    join in one run and 2.13 ms an hour later, with the same code. Taken before each phase, this
+    says how fast the machine was when each figure was measured."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        total = 0
+        for number in range(200_000):
+            total += number % 7
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 2)
+
+
 def load_average() -> list[float]:
     try:
         return list(os.getloadavg())
@@ -341,7 +357,7 @@ def run_phase(target, phase: Phase, config: scenarios.Config, results: dict, clo
         return
     say(f"{name}: starting processes")
     began = time.monotonic()
-    record = {"phase": name, "load_before": load_average()}
+    record = {"phase": name, "load_before": load_average(), "gauge_ms": speed_gauge()}
     try:
         target.start()
         asyncio.run(phase(target, config, results, say))
