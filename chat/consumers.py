@@ -2,11 +2,11 @@
 
 import time
 
-from channels.auth import channel_session_user, channel_session_user_from_http
 from channels.security.websockets import allowed_hosts_only
 from channels.sessions import enforce_ordering
 
 from channels1_kit import ratelimit
+from channels1_kit.auth import channel_session_user, channel_session_user_from_http
 from channels1_kit.websocket import (
     ClientError,
     accept,

@@ -1,13 +1,13 @@
 import datetime
 import functools
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
 from django.db.models import QuerySet
 
-from channels1_kit import presence
+from channels1_kit import presence, statements
 from channels1_kit.websocket import ClientError
 
 from . import conf
@@ -39,34 +39,8 @@ def room_get_for_user(*, slug: object, user: User) -> Room:
 
 # Every join reads its room, checks it still exists after the join and reads the room's history:
 # three queries that the ORM took longer to build (about 850 us in all, 40% of a worker's time for
-# a join in a crowd's burst) than the database took to answer. So they are plain statements,
-# written once per process from the models' own table and column names, and their values pass
-# through the converters the ORM would apply (SQLite's booleans are 0 or 1, its datetimes naive).
-
-
-class _Columns(NamedTuple):
-    sql: str
-    convert: Callable[[Sequence], List]
-
-
-def _columns(fields: Sequence) -> _Columns:
-    quote = connection.ops.quote_name
-    cols = [field.get_col(field.model._meta.db_table) for field in fields]
-    converters = [
-        [*connection.ops.get_db_converters(col), *field.get_db_converters(connection)]
-        for field, col in zip(fields, cols, strict=True)
-    ]
-
-    def convert(row: Sequence) -> List:
-        values = []
-        for value, col, steps in zip(row, cols, converters, strict=True):
-            for step in steps:
-                value = step(value, col, connection)
-            values.append(value)
-        return values
-
-    sql = ", ".join(f"{quote(field.model._meta.db_table)}.{quote(field.column)}" for field in fields)
-    return _Columns(sql, convert)
+# a join in a crowd's burst) than the database took to answer. So they are plain statements
+# (channels1_kit.statements), written once per process.
 
 
 class _Statements(NamedTuple):
@@ -74,8 +48,8 @@ class _Statements(NamedTuple):
     room_exists: str
     newest: str
     since: str
-    room_columns: _Columns
-    message_columns: _Columns
+    room_columns: statements.Columns
+    message_columns: statements.Columns
 
 
 @functools.cache
@@ -87,9 +61,11 @@ def _statements() -> _Statements:
         return f"{quote(meta.db_table)}.{quote(meta.get_field(name).column)}"
 
     # Every field of a room, in the model's order (Room.from_db takes them so).
-    room_columns = _columns(room.concrete_fields)
+    room_columns = statements.columns(room.concrete_fields, connection=connection)
     username = author.get_field(get_user_model().USERNAME_FIELD)
-    message_columns = _columns([*(message.get_field(name) for name in ("id", "text", "created")), username])
+    message_columns = statements.columns(
+        [*(message.get_field(name) for name in ("id", "text", "created")), username], connection=connection
+    )
     messages = (
         f"SELECT {message_columns.sql} FROM {quote(message.db_table)} INNER JOIN {quote(author.db_table)} "
         f"ON {column(message, 'user')} = {quote(author.db_table)}.{quote(author.pk.column)} "
@@ -106,18 +82,16 @@ def _statements() -> _Statements:
 
 
 def _rows(sql: str, params: Sequence) -> List[tuple]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+    return statements.rows(sql, params, connection=connection)
 
 
 def _room_by_slug(slug: str) -> Optional[Room]:
-    statements = _statements()
-    rows = _rows(statements.room, [slug])
+    sql = _statements()
+    rows = _rows(sql.room, [slug])
     if not rows:
         return None
     fields = [field.attname for field in Room._meta.concrete_fields]
-    return Room.from_db(connection.alias, fields, statements.room_columns.convert(rows[0]))
+    return Room.from_db(connection.alias, fields, sql.room_columns.convert(rows[0], connection))
 
 
 def room_exists(*, pk: int) -> bool:
@@ -174,7 +148,7 @@ def message_view(message: Message) -> MessageView:
 
 def _message_views(rows: List[tuple]) -> List[MessageView]:
     convert = _statements().message_columns.convert
-    return [MessageView(*convert(row)) for row in rows]
+    return [MessageView(*convert(row, connection)) for row in rows]
 
 
 def message_history(*, room: Room, limit: int = conf.HISTORY_LENGTH) -> List[MessageView]:

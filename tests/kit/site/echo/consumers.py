@@ -9,8 +9,9 @@ import json
 import os
 
 from channels import Group
-from channels.auth import channel_session_user, channel_session_user_from_http
 from channels.sessions import channel_session, enforce_ordering
+
+from channels1_kit.auth import channel_session_user, channel_session_user_from_http
 
 
 def room_group(room: str) -> Group:
