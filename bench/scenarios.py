@@ -696,7 +696,7 @@ async def join_burst(target, config: Config) -> dict:
 
 
 class CountsShown:
-    """The member count of one room each socket shows, as a page would: from the join reply
+    """The member count of one room each socket shows, as the chat page does: from the join reply
     and the presence frames, a frame applying only if its seq is newer than the one shown."""
 
     def __init__(self, room: str, then: Callable):
@@ -708,9 +708,9 @@ class CountsShown:
     def on_text(self, socket: Socket, data: bytes, at: float) -> None:
         if b'"members"' in data:
             frame = json.loads(data)
-            # Before its join reply a socket shows no count of the room (the lobby's frames say it too).
-            joining = frame.get("join") == self.room
-            mine = joining or (frame.get("room") == self.room and socket.joined.done())
+            # As chat.js: the join reply, the room's notices and the lobby's counts (which every
+            # socket gets, before its join too) each apply if newer than the count shown.
+            mine = frame.get("join") == self.room or frame.get("room") == self.room
             if mine and isinstance(frame.get("seq"), int):
                 seq, members = frame["seq"], frame["members"]
                 shown = self.shown.get(id(socket))

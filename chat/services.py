@@ -77,11 +77,21 @@ def room_join(*, room: Room, user: User, reply_channel: str) -> Joined:
     A room deleted between the caller's read and this join is refused (room-not-found) and keeps
     no one. Checked after the join: a delete that commits later forgets this join with the
     room's presence (room_delete), and the sweep drops whatever a race leaves of it."""
-    change = presence.join(room.group_name, socket=reply_channel, user=str(user.pk))
+    # In the group before the count is taken: a change counted after this join's (a higher seq)
+    # is announced to the group, so this socket hears it, before or after its reply (the page
+    # shows the newest seq). Added after, it could miss the room's last change and show an
+    # old count until the next.
+    group = Group(room.group_name)
+    group.add(reply_channel)
+    try:
+        change = presence.join(room.group_name, socket=reply_channel, user=str(user.pk))
+    except Exception:
+        group.discard(reply_channel)
+        raise
     if not selectors.room_exists(pk=room.pk):
         presence.leave(room.group_name, socket=reply_channel)
+        group.discard(reply_channel)
         raise ClientError("room-not-found", "There is no such room.")
-    Group(room.group_name).add(reply_channel)
     # Counts are of people: another tab of someone already here, or someone back within their
     # grace, changes nothing to announce.
     _announce_change(room, change, username=user.get_username())
