@@ -183,6 +183,9 @@ if CHANNEL_LAYERS["default"]["BACKEND"] == FANOUT_LAYER:
 # The kit's settings (docs/adopting.md has them all), from the site's environment variables.
 # Faults and hostile input (README, docs/reliability.md, docs/security.md).
 # A WebSocket frame larger than this never enters Redis: the client gets "frame-too-large".
+# HTTP sessions in the database, Django's engine with the read a WebSocket handshake makes as a
+# plain statement (channels1_kit/db_sessions.py: same table and rows, so switching logs no one out).
+SESSION_ENGINE = "channels1_kit.db_sessions"
 # Channel sessions (channel_session, enforce_ordering, the chat's login) in the layer's Redis:
 # every frame reads and writes its socket's session, which in the database is a committed
 # write per frame (channels1_kit/channel_sessions.py). HTTP sessions stay in the database.

@@ -37,9 +37,9 @@ DATABASES = {
         "OPTIONS": {"timeout": 20},
     }
 }
-# Both workers read the login's session, so it lives in the database; the channel sessions
-# live in the layer's Redis, as the kit offers (channels1_kit/channel_sessions.py).
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Both workers read the login's session, so it lives in the database (the kit's engine: Django's, with
+# a cheaper read); the channel sessions live in the layer's Redis (channels1_kit/channel_sessions.py).
+SESSION_ENGINE = "channels1_kit.db_sessions"
 CHANNEL_SESSION_ENGINE = "channels1_kit.channel_sessions"
 
 # Set explicitly: the defaults differ between Django 2.2 and 5.2.
