@@ -278,7 +278,11 @@ def procfile_start(env_file: Path, env: dict, log_dir: Path, *, port: int, worke
     web = Process(
         "honcho",
         honcho("-e", str(env_file), "-c", f"web=1,worker={workers}", "web", "worker"),
-        env=env,
+        # As Heroku's Python runtime sets it. It matters to honcho here: its SIGTERM handler prints
+        # to the stdout its loop prints the processes' lines to, and a signal landing mid-line
+        # made the buffered writer raise ("reentrant call"), which killed honcho's loop before it
+        # stopped anything (a test's SIGTERM, once in CI). Unbuffered, stdout has no such guard.
+        env={**env, "PYTHONUNBUFFERED": "1"},
         log_dir=log_dir,
     )
     try:
