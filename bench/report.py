@@ -499,6 +499,12 @@ def _issue_19_rows(project: dict, *, cores: int | None = None, peer: dict | None
     return rows
 
 
+def _refusal_kinds(restart: dict) -> str:
+    """Why the handshakes failed, as "(TimeoutError 1,200, ...)"; nothing for none or an older run."""
+    kinds = restart.get("refused_why") or {}
+    return f" ({', '.join(f'{kind} {_n(count)}' for kind, count in kinds.items())})" if kinds else ""
+
+
 def _restart_section(targets: list[tuple[str, dict]]) -> list[str]:
     rows = []
     for _, target in targets:
@@ -515,7 +521,7 @@ def _restart_section(targets: list[tuple[str, dict]]) -> list[str]:
                 _ms(_get(restart, "gap", "p50")),
                 _ms(_get(restart, "gap", "p99")),
                 f"{restart['gap_max_s']} s" if restart.get("gap_max_s") is not None else "—",
-                f"{_n(restart['refused_handshakes'])} / {_n(restart['busy_answers'])}",
+                f"{_n(restart['refused_handshakes'])}{_refusal_kinds(restart)} / {_n(restart['busy_answers'])}",
                 f"{restart['missed_posts']} of {restart['posts']} posts ({restart['pages_missing_something']} pages), "
                 f"{restart['missed_messages']} messages",
                 ", ".join(f"{entry['stop_s']} + {entry['start_s']} s" for entry in restart["restarts"]),

@@ -21,6 +21,7 @@ import json
 import random
 import signal
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +66,12 @@ class Page:
     spoke: asyncio.Future | None = None
 
 
+def _why(error: BaseException) -> str:
+    """A failed handshake's kind: the exception's class, and the status a server answered with."""
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    return f"{type(error).__name__} {status}" if status else type(error).__name__
+
+
 class RollingRestart:
     def __init__(self, target, config, *, sockets: int, chat_members: int, rooms: list[str]):
         self.target = target
@@ -79,6 +86,9 @@ class RollingRestart:
         self.echoes: list[float] = []
         self.echo_lost = 0
         self.reconnects = 0
+        # Why handshakes failed, by kind: what to fix differs (a timeout is a daphne too busy to
+        # answer, a reset one that closed its listening socket with the connection in its backlog).
+        self.refusals: Counter[str] = Counter()
         self.stop = asyncio.Event()
 
     # -- one page ------------------------------------------------------------------------
@@ -142,8 +152,9 @@ class RollingRestart:
                     )
                 except ConnectionRefusedError:
                     continue  # not listening (draining, or restarting): the next daphne, as a load balancer
-                except Exception:
+                except Exception as error:
                     page.refused += 1
+                    self.refusals[_why(error)] += 1
                     return None
                 opened_at = time.monotonic()
                 page.socket = socket
@@ -173,6 +184,7 @@ class RollingRestart:
                 await socket.close(timeout=1.0)
             return None
         page.refused += 1
+        self.refusals["no daphne listening"] += 1
         return None
 
     async def _keep_open(self, page: Page) -> None:
@@ -393,6 +405,7 @@ class RollingRestart:
             "gap": summary_ms(gaps),
             "gap_max_s": round(max(gaps), 2) if gaps else None,
             "refused_handshakes": sum(page.refused for page in self.pages),
+            "refused_why": dict(self.refusals.most_common()),
             "busy_answers": sum(page.busy for page in self.pages),
             "posts": len(self.posts),
             "messages": len(self.messages),

@@ -58,10 +58,11 @@ class SessionStore(SessionBase):
         return layer.connection(layer.consistent_hash(session_key)), redis_key(layer, session_key)
 
     def load(self) -> dict:
+        self._just_read = None
         if self.session_key is not None:
             raw = self._read(self.session_key)
+            self._just_read = (self.session_key, raw is not None)
             if raw is not None:
-                self._found = self.session_key
                 return self.decode(raw)
         self._session_key = None
         return {}
@@ -82,11 +83,14 @@ class SessionStore(SessionBase):
         return super().decode(session_data)
 
     def exists(self, session_key: Optional[str]) -> bool:
-        # channels 1.1.8 loads a frame's session, then asks whether it exists: the session this
-        # store just read does, without a second GET per frame. (It may be deleted between the
-        # two, as it may after any read: save() then writes nothing, SET XX.)
-        if session_key is not None and session_key == getattr(self, "_found", None):
-            return True
+        # channels 1.1.8 loads a frame's session, then asks once whether it exists: the load's
+        # answer, found or not, without a second GET per frame (a new socket's first frame asked
+        # twice). What changes between the two, save() finds out as it would after any read: a
+        # session deleted meanwhile is not written back (SET XX), and one another worker created
+        # meanwhile fails this one's create (SET NX), which channels retries with that session.
+        just_read, self._just_read = getattr(self, "_just_read", None), None
+        if session_key is not None and just_read is not None and just_read[0] == session_key:
+            return just_read[1]
         return session_key is not None and self._read(session_key) is not None
 
     def create(self) -> None:
@@ -102,6 +106,7 @@ class SessionStore(SessionBase):
     def save(self, must_create: bool = False) -> None:
         if self.session_key is None:
             return self.create()
+        self._just_read = None
         session = self._get_session(no_load=must_create)
         data = self.encode(session)
         # Not SESSION_COOKIE_AGE: a socket's session lives as long as the socket (its daphne
@@ -131,6 +136,7 @@ class SessionStore(SessionBase):
             if self.session_key is None:
                 return
             session_key = self.session_key
+        self._just_read = None
         redis, key = self._where(session_key)
         if redis is not None:
             redis_client.command(redis, "DEL", key)

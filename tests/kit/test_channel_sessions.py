@@ -192,8 +192,31 @@ def test_a_frames_session_is_read_once_from_redis(redis_server, monkeypatch):
     assert session.exists(session.session_key)
     assert session["rooms"] == [7]
     assert gets() - before == 1
-    # A key it did not read is still asked about, and one deleted meanwhile is not found.
+    # A key it did not read is still asked about, and so is its own key a second time.
     assert not session.exists("chn" + "z" * 29)
     channel_sessions.SessionStore().delete(key)
-    assert not socket_store(key).exists(key)
+    assert not session.exists(session.session_key)
+    assert gets() - before == 3
+    # A new socket's first frame: nothing found by the load, so nothing there, one GET again.
+    before = gets()
+    fresh = session_for_reply_channel(REPLY + "new")
+    assert not fresh.exists(fresh.session_key)
+    assert gets() - before == 1
+    fresh.save(must_create=True)
+    assert fresh.exists(fresh.session_key)
     layer.flush()
+
+
+@override_settings(CHANNEL_SESSION_ENGINE="channels1_kit.channel_sessions")
+def test_a_session_another_worker_created_after_the_load_is_not_overwritten(layer):
+    """The load found nothing, another worker created the session, then this one asked whether it
+    exists: its create fails (channels retries the frame, which then reads the other's session)."""
+    session = session_for_reply_channel(REPLY + "race")
+    other = session_for_reply_channel(REPLY + "race")
+    other.save(must_create=True)
+    other["next_order"] = 1
+    other.save()
+    assert not session.exists(session.session_key)
+    with pytest.raises(CreateError):
+        session.save(must_create=True)
+    assert session_for_reply_channel(REPLY + "race")["next_order"] == 1
