@@ -43,10 +43,14 @@ What the client gets:
 
 * over its handshake or socket budget: HTTP 429 with Retry-After, and no worker hears of it;
 * sent away: daphne accepts the handshake itself, sends {"error": "too-many-connections",
-  "retry_after": N} and closes with CLOSE_GO_AWAY (4430); the client's open sockets on the daphne
-  that saw it flood get the same. A browser's WebSocket reports a refused handshake as a failed
-  connection and nothing more, so a close code is the one thing a page can honour: liveblog.js
-  and chat.js wait N seconds before they connect again.
+  "retry_after": N} and closes with CLOSE_GO_AWAY (4430). A browser's WebSocket reports a refused
+  handshake as a failed connection and nothing more, so a close code is the one thing a page can
+  honour: liveblog.js and chat.js wait N seconds before they connect again. Sent away for its
+  frames, the client's open sockets on the daphne that saw the flood get the same frame and close.
+  Sent away for its handshakes, its open sockets stay, under their frame budgets as before: the
+  identity may be an address many people share (one of them reconnecting in a loop), and a socket
+  already open costs nothing more than its frames. A frame is never dropped without its socket
+  being told why.
 
 Nothing is kept for a client once it has no socket here and its buckets have refilled (what
 prune() drops is exactly what a new client would start with); the Redis entries expire once full.
@@ -289,6 +293,8 @@ class ClientBudgets:
         self._told: Set[str] = set()
         # Identity key -> when (this process's clock) it may come back.
         self._away: Dict[str, float] = {}
+        # Sockets told to go away for their client's frame flood, until their disconnect.
+        self._sent_away: Set[str] = set()
         # Sockets daphne answered itself: the workers never heard of them, nor may their frames.
         self._turned_away: Dict[str, float] = {}
         self._redis_refused = False
@@ -301,6 +307,7 @@ class ClientBudgets:
             "frame_buckets": len(self._frames),
             "told": len(self._told),
             "away": len(self._away),
+            "sent_away": len(self._sent_away),
             "turned_away": len(self._turned_away),
         }
 
@@ -376,6 +383,7 @@ class ClientBudgets:
 
     def closed(self, reply_channel: str) -> None:
         self._told.discard(reply_channel)
+        self._sent_away.discard(reply_channel)
         for identity in self._of_socket.pop(reply_channel, ()):
             open_ = self._sockets.get(identity.key)
             if open_ is not None:
@@ -400,10 +408,11 @@ class ClientBudgets:
         rate = setting("CLIENT_FRAME_RATE")
         if not found or rate <= 0:
             return PASSED
-        now = self._now()
-        if any(self._away.get(identity.key, 0) > now for identity in found):
-            # Being sent away: its sockets are closing, and were told why.
+        if reply_channel in self._sent_away:
+            # Closing with 4430, and told why: nothing more of it goes to the workers. (An identity
+            # away for its handshakes keeps its open sockets, whoever else shares it: see above.)
             return FrameDecision(passed=False)
+        now = self._now()
         burst = setting("CLIENT_FRAME_BURST")
         buckets = []
         for identity in found:
@@ -447,7 +456,9 @@ class ClientBudgets:
             if not redis_trouble(error):
                 raise
             logger.warning("Redis refused to record %s sent away (%s): only this daphne keeps it away", identity, error)
-        return seconds, sorted(self._sockets.get(identity.key, ()))
+        sockets = sorted(self._sockets.get(identity.key, ()))
+        self._sent_away.update(sockets)
+        return seconds, sockets
 
     # Forgetting
 

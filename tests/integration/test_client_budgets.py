@@ -204,3 +204,52 @@ def test_a_flooding_clients_sockets_are_all_cut_off_while_another_users_socket_k
     # The calm socket was never touched.
     calm.send({"command": "send", "room": "budget-calm", "message": "after"})
     assert calm.recv_until(lambda frame: frame.get("type") == "message").get("message") == "after"
+
+
+@pytest.fixture(scope="module")
+def shared_address_stack(tmp_path_factory):
+    """A stack of its own, with small handshake budgets: the test sends its one address away,
+    which would refuse every other test's handshakes for a minute."""
+    settings = {
+        "WEBSOCKET_HANDSHAKE_BURST": "3",
+        "WEBSOCKET_HANDSHAKE_RATE": "1",
+        "WEBSOCKET_HANDSHAKE_AWAY_AFTER": "3",
+        "WEBSOCKET_ADDRESS_CLIENTS": "2",
+    }
+    site = Stack(tmp_path_factory.mktemp("shared-address-stack"), daphnes=1, workers=1, settings=settings)
+    yield from running(
+        site,
+        lambda site: site.django(
+            "from django.contrib.auth.models import User\n"
+            "from chat import services\n"
+            "User.objects.create_user('carol', password='carolcarol')\n"
+            "services.room_create(title='Office', slug='office', staff_only=False)\n"
+        ),
+    )
+
+
+def test_an_anonymous_reconnect_loop_sends_its_address_away_but_not_the_open_socket_of_someone_behind_it(
+    shared_address_stack, open_socket
+):
+    """Everyone here is 127.0.0.1, as an office behind one NAT is one address. An anonymous client
+    reconnecting in a loop gets the address sent away: its new handshakes (anyone's, at that
+    address) are answered 4430. A logged-in socket already open there keeps its echo, every
+    message of it: its frames are its own, under its own budgets."""
+    stack = shared_address_stack
+    url = stack.ws_url(STREAM)
+    calm = open_socket(url, cookie=login_cookie(stack.http_url(""), "carol", "carolcarol"))
+    join(calm, "office")
+
+    # Address budget: a burst of 6 (3 x 2 clients), then 2 a second; sent away after 6 refusals.
+    statuses = [handshake(url)[0] for _ in range(40)]
+    assert 429 in statuses, statuses
+    probe = open_socket(url)
+    told = probe.recv_until(lambda frame: "error" in frame)
+    assert told["error"] == "too-many-connections" and 1 <= told["retry_after"] <= 60
+    assert probe.close_code() == CLOSE_GO_AWAY
+
+    for n in range(5):
+        calm.send({"command": "send", "room": "office", "message": f"still here {n}"})
+        echoed = calm.recv_until(lambda frame: frame.get("type") == "message" or "error" in frame)
+        assert echoed.get("message") == f"still here {n}", echoed
+    assert calm.connected

@@ -222,6 +222,30 @@ def test_a_clients_sockets_share_one_frame_budget_and_a_flood_sends_it_away(conn
     assert not daphne.frame(SEND_CHANNEL + "b").passed
     # Every daphne refuses its handshakes now.
     assert budgets(connection, clock).handshake(connect_message("c", session=session)).verdict == AWAY
+    # Its sockets' disconnects forget them.
+    for name in "ab":
+        daphne.closed(SEND_CHANNEL + name)
+    assert daphne.sizes()["sent_away"] == 0
+
+
+def test_an_address_sent_away_for_its_handshakes_keeps_the_open_sockets_it_shares_working(connection, clock, small):
+    """An anonymous client reconnecting in a loop gets its address sent away: the new handshakes
+    from that address are, but a logged-in socket already open there (someone else behind the
+    same NAT) goes on under its own frame budget, and so does any open socket of the address."""
+    daphne = budgets(connection, clock)
+    bystander = SEND_CHANNEL + "bystander"
+    daphne.opened(bystander, daphne.handshake(connect_message("bystander", session="b" * 32)).identities)
+    anonymous = SEND_CHANNEL + "anonymous"
+    daphne.opened(anonymous, daphne.handshake(connect_message("anonymous")).identities)
+    verdicts = [daphne.handshake(connect_message(f"loop{n}")).verdict for n in range(80)]
+    assert AWAY in verdicts and verdicts[-1] == AWAY
+    assert daphne.handshake(connect_message("new tab", session="b" * 32)).verdict == AWAY
+
+    assert daphne.frame(bystander).passed and daphne.frame(anonymous).passed
+    # Their frame budgets still hold: the bystander's own burst, then refusals that tell it.
+    decisions = [daphne.frame(bystander) for _ in range(5)]
+    assert [decision.passed for decision in decisions] == [True] * 4 + [False]
+    assert decisions[-1].tell
 
 
 def test_nothing_is_kept_for_a_client_once_it_is_gone_and_its_buckets_are_full(connection, clock, small):
@@ -236,7 +260,15 @@ def test_nothing_is_kept_for_a_client_once_it_is_gone_and_its_buckets_are_full(c
     assert daphne.sizes()["frame_buckets"] == 2
     clock.advance(61)
     daphne.prune()
-    assert daphne.sizes() == {"sockets": 0, "identities": 0, "frame_buckets": 0, "told": 0, "away": 0, "turned_away": 0}
+    assert daphne.sizes() == {
+        "sockets": 0,
+        "identities": 0,
+        "frame_buckets": 0,
+        "told": 0,
+        "away": 0,
+        "sent_away": 0,
+        "turned_away": 0,
+    }
 
 
 # As daphne's layer applies them
